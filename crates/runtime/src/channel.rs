@@ -1,0 +1,96 @@
+//! The typed channel between the runtime and the container's init while it is being set up.
+//!
+//! One `SOCK_SEQPACKET` socketpair: each message is one datagram, so there is no framing to get
+//! wrong, and a peer that dies shows up as end-of-file instead of a hang.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Context, Error, Result};
+
+/// Messages from the runtime to the init.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum ToInit {
+    /// Id maps written and cgroup joined: go on with the setup.
+    Go,
+    /// createRuntime/prestart hooks ran: pivot into the rootfs.
+    HooksDone,
+    /// `run` (no fifo): exec the process now.
+    Start,
+    /// The user namespace's id maps are written.
+    MapsDone,
+}
+
+/// Messages from the init to the runtime.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum FromInit {
+    /// A user namespace was unshared: write its id maps.
+    NeedMaps,
+    /// Namespaces made and mounts done; the runtime may run its hooks now.
+    RunHooks,
+    /// Fully set up and waiting for `start`.
+    Ready,
+    /// Setup failed; the text is the error to show.
+    Failed(String),
+}
+
+pub struct End(OwnedFd);
+
+pub fn pair() -> Result<(End, End)> {
+    let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+        .ctx(|| "create the runtime/init socket pair".into())?;
+    Ok((End(a), End(b)))
+}
+
+impl End {
+    pub fn send<T: Serialize>(&self, msg: &T) -> Result<()> {
+        let data = serde_json::to_vec(msg).map_err(|e| Error::Init(format!("encode message: {e}")))?;
+        rustix::net::send(self.0.as_fd(), &data, rustix::net::SendFlags::NOSIGNAL)
+            .ctx(|| "send to the container init".into())?;
+        Ok(())
+    }
+
+    /// Receive one message; `None` when the peer has closed its end (exited or exec'd).
+    pub fn recv<T: for<'de> Deserialize<'de>>(&self) -> Result<Option<T>> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = loop {
+            match rustix::net::recv(self.0.as_fd(), &mut buf, rustix::net::RecvFlags::empty()) {
+                Ok((n, _)) => break n,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e).ctx(|| "receive from the container init".into()),
+            }
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        serde_json::from_slice(&buf[..n])
+            .map(Some)
+            .map_err(|e| Error::Init(format!("bad message: {e}")))
+    }
+
+    pub fn raw(&self) -> i32 {
+        self.0.as_raw_fd()
+    }
+
+    pub fn fd(&self) -> &OwnedFd {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_and_eof() {
+        let (a, b) = pair().unwrap();
+        a.send(&FromInit::Failed("boom".into())).unwrap();
+        a.send(&FromInit::Ready).unwrap();
+        assert_eq!(b.recv::<FromInit>().unwrap(), Some(FromInit::Failed("boom".into())));
+        assert_eq!(b.recv::<FromInit>().unwrap(), Some(FromInit::Ready));
+        drop(a);
+        assert_eq!(b.recv::<FromInit>().unwrap(), None);
+    }
+}

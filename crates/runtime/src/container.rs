@@ -1,0 +1,484 @@
+//! The runtime side of the lifecycle: create, start, run, kill, delete, pause, resume, update.
+
+use std::fs;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::cgroups::CgroupPaths;
+use crate::channel::{self, FromInit, ToInit};
+use crate::error::{Context, Error, Result};
+use crate::hooks::{self, Kind};
+use crate::init::{Init, StartGate};
+use crate::spec::Bundle;
+use crate::state::{self, Record, Status, Store};
+use crate::{namespaces, seccomp};
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateOpts {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: i32,
+}
+
+/// A container whose init is set up and waiting to be started.
+pub struct Created {
+    pub record: Record,
+    chan: channel::End,
+}
+
+fn bad_state(id: &str, status: Status, what: &str) -> Error {
+    Error::BadState {
+        id: id.into(),
+        status: status.to_string(),
+        what: what.into(),
+    }
+}
+
+/// Write the pid file atomically, with no newline (containerd parses it with Atoi).
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    fs::write(&tmp, pid.to_string()).ctx(|| format!("write pid file {}", tmp.display()))?;
+    fs::rename(&tmp, path).ctx(|| format!("write pid file {}", path.display()))
+}
+
+/// Signals a foreground `run` forwards to the container (SIGCHLD tells us it exited).
+pub fn forwarded_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGCHLD,
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+        Signal::SIGCONT,
+        Signal::SIGALRM,
+        Signal::SIGPIPE,
+    ] {
+        set.add(s);
+    }
+    set
+}
+
+/// Create the container: everything up to the point where only exec of the user's program is left.
+/// With `fifo`, the init waits on the exec fifo for `start` (runc's create); without, on the channel
+/// (`run`). Signals in `forwarded_signals` must already be blocked by a foreground caller.
+pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
+    let bundle = Bundle::load(&o.bundle)?;
+    let process = bundle.process()?.clone();
+    let terminal = process.terminal() == Some(true);
+    if terminal && o.console_socket.is_none() {
+        return Err(Error::Invalid("the process wants a terminal (process.terminal=true) but no --console-socket was given; pass one, or set terminal to false".into()));
+    }
+    if !terminal && o.console_socket.is_some() {
+        return Err(Error::Invalid(
+            "--console-socket given but process.terminal is false".into(),
+        ));
+    }
+    let plan = namespaces::plan(&bundle.spec)?;
+    let filter = match bundle.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(s) => Some(seccomp::compile(s)?),
+        None => None,
+    };
+    let linux = bundle.spec.linux().as_ref();
+    let cgroup = CgroupPaths::resolve(linux.and_then(|l| l.cgroups_path().as_deref()), &o.id)?;
+    let dir = store.claim(&o.id)?;
+    let mut record = Record::from_spec(&o.id, &bundle.dir, &bundle.rootfs, &bundle.spec, cgroup.clone());
+    record.owner = String::new();
+    // From here on, any failure must undo what was made.
+    let made = (|| -> Result<Created> {
+        cgroup.create(linux.and_then(|l| l.resources().as_ref()))?;
+        let gate_fd = if fifo {
+            let path = dir.join(state::FIFO);
+            nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o622))
+                .ctx(|| format!("mkfifo {}", path.display()))?;
+            Some(
+                nix::fcntl::open(
+                    &path,
+                    nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .ctx(|| "open exec fifo".into())?,
+            )
+        } else {
+            None
+        };
+        let console: Option<OwnedFd> = match &o.console_socket {
+            Some(p) => Some(
+                UnixStream::connect(p)
+                    .ctx(|| format!("connect to console socket {}", p.display()))?
+                    .into(),
+            ),
+            None => None,
+        };
+        let (parent_end, child_end) = channel::pair()?;
+        let hooks = bundle.spec.hooks().as_ref();
+        let prestart: Vec<_> = hooks
+            .map(|h| {
+                let mut v = h.prestart().clone().unwrap_or_default();
+                v.extend(h.create_runtime().clone().unwrap_or_default());
+                v
+            })
+            .unwrap_or_default();
+        if let Some(p) = &plan.join_pid {
+            namespaces::join(oci_spec::runtime::LinuxNamespaceType::Pid, p)?;
+        }
+        let mut oldmask = SigSet::empty();
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, None, Some(&mut oldmask))
+            .ctx(|| "read signal mask".into())?;
+        // Safety: the runtime is single-threaded here, so the child may allocate and run Rust code.
+        let pid = unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                plan.clone_flags.bits() as libc::c_long | libc::SIGCHLD as libc::c_long,
+                0,
+                0,
+                0,
+                0,
+            )
+        };
+        if pid < 0 {
+            return Err(Error::Sys {
+                what: format!("clone with {:?}", plan.clone_flags),
+                errno: nix::Error::last(),
+            });
+        }
+        if pid == 0 {
+            drop(parent_end);
+            let init = Init {
+                spec: &bundle.spec,
+                rootfs: bundle.rootfs.clone(),
+                plan: &plan,
+                cgroup: &cgroup,
+                chan: child_end,
+                gate: match gate_fd {
+                    Some(fd) => StartGate::Fifo(fd),
+                    None => StartGate::Channel,
+                },
+                console_socket: console,
+                seccomp: filter.as_ref(),
+                no_pivot: o.no_pivot,
+                preserve_fds: o.preserve_fds,
+                sigmask: oldmask,
+                parent_hooks: !prestart.is_empty(),
+                record: record.clone(),
+            };
+            init.main();
+        }
+        let pid = pid as i32;
+        drop(child_end);
+        drop(gate_fd);
+        drop(console);
+        record.pid = pid;
+        let handshake = (|| -> Result<()> {
+            cgroup.add_pid(pid)?;
+            if plan.new_user && !plan.unshare.contains(nix::sched::CloneFlags::CLONE_NEWUSER) {
+                namespaces::write_id_maps(pid, &bundle.spec)?;
+            }
+            parent_end.send(&ToInit::Go)?;
+            loop {
+                match parent_end.recv::<FromInit>()? {
+                    Some(FromInit::NeedMaps) => {
+                        namespaces::write_id_maps(pid, &bundle.spec)?;
+                        parent_end.send(&ToInit::MapsDone)?;
+                    }
+                    Some(FromInit::RunHooks) => {
+                        let st = serde_json::to_vec(&record.oci_state(Status::Creating)).unwrap_or_default();
+                        hooks::run_all(Kind::CreateRuntime, &prestart, &st)?;
+                        parent_end.send(&ToInit::HooksDone)?;
+                    }
+                    Some(FromInit::Ready) => return Ok(()),
+                    Some(FromInit::Failed(msg)) => return Err(Error::Init(msg)),
+                    None => return Err(Error::Init("the container init exited during setup".into())),
+                }
+            }
+        })();
+        if let Err(e) = handshake {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            let _ = waitpid(Pid::from_raw(pid), None);
+            return Err(e);
+        }
+        record.pid_start = state::proc_stat(pid).map_or(0, |(_, s)| s);
+        store.save(&record)?;
+        if let Some(pf) = &o.pid_file {
+            write_pid_file(pf, pid)?;
+        }
+        Ok(Created {
+            record: record.clone(),
+            chan: parent_end,
+        })
+    })();
+    match made {
+        Ok(c) => Ok(c),
+        Err(e) => {
+            let _ = cgroup.destroy();
+            let _ = store.remove(&o.id);
+            Err(e)
+        }
+    }
+}
+
+fn poststart(rec: &Record) {
+    let hooks = rec
+        .hooks
+        .as_ref()
+        .and_then(|h| h.poststart().clone())
+        .unwrap_or_default();
+    if !hooks.is_empty() {
+        let st = serde_json::to_vec(&rec.oci_state(Status::Running)).unwrap_or_default();
+        if let Err(e) = hooks::run_all(Kind::Poststart, &hooks, &st) {
+            eprintln!("lbox-runc: warning: {e}");
+        }
+    }
+}
+
+impl Created {
+    /// Let the init exec the user's program (the `run` path, no fifo).
+    pub fn start(&self) -> Result<()> {
+        self.chan.send(&ToInit::Start)?;
+        // The channel is close-on-exec: end-of-file means the exec happened.
+        match self.chan.recv::<FromInit>()? {
+            None => {
+                poststart(&self.record);
+                Ok(())
+            }
+            Some(FromInit::Failed(msg)) => Err(Error::Init(msg)),
+            Some(m) => Err(Error::Init(format!("unexpected message {m:?}"))),
+        }
+    }
+}
+
+/// `start`: open the exec fifo, which releases the init into the user's program.
+pub fn start(store: &Store, id: &str) -> Result<()> {
+    let rec = store.load(id)?;
+    let status = store.status(&rec);
+    if status != Status::Created {
+        return Err(bad_state(id, status, "only a created container can be started"));
+    }
+    let fifo = store.dir(id).join(state::FIFO);
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&fifo)
+        .ctx(|| format!("open exec fifo of {id}"))?;
+    let mut byte = [0u8; 1];
+    loop {
+        match nix::unistd::read(f.as_fd(), &mut byte) {
+            Ok(1) => break,
+            Ok(_) | Err(nix::Error::EAGAIN) => {
+                if !state::pid_alive(rec.pid, rec.pid_start) {
+                    return Err(Error::Init(format!(
+                        "container {id}'s init exited before it could be started"
+                    )));
+                }
+                let mut fds = [nix::poll::PollFd::new(f.as_fd(), nix::poll::PollFlags::POLLIN)];
+                let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(10u16));
+            }
+            Err(nix::Error::EINTR) => {}
+            Err(e) => {
+                return Err(Error::Sys {
+                    what: format!("read exec fifo of {id}"),
+                    errno: e,
+                })
+            }
+        }
+    }
+    let _ = fs::remove_file(&fifo);
+    poststart(&rec);
+    Ok(())
+}
+
+use std::os::unix::fs::OpenOptionsExt;
+
+/// Parse a signal as runc does: a number, or a name with or without SIG.
+pub fn parse_signal(s: &str) -> Result<Signal> {
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).map_err(|_| Error::Invalid(format!("unknown signal {s:?}")));
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+    name.parse::<Signal>()
+        .map_err(|_| Error::Invalid(format!("unknown signal {s:?}")))
+}
+
+pub fn kill_container(store: &Store, id: &str, sig: Signal, all: bool) -> Result<()> {
+    let rec = store.load(id)?;
+    let status = store.status(&rec);
+    if status == Status::Stopped {
+        if all {
+            return Ok(());
+        }
+        return Err(bad_state(id, status, "container not running"));
+    }
+    if all {
+        for pid in rec.cgroup.pids() {
+            let _ = kill(Pid::from_raw(pid), sig);
+        }
+        if status == Status::Paused && sig == Signal::SIGKILL {
+            rec.cgroup.freeze(false)?;
+        }
+        return Ok(());
+    }
+    kill(Pid::from_raw(rec.pid), sig).ctx(|| format!("send {sig} to container {id}"))
+}
+
+/// Wait for a process that is not our child to exit (pidfd works for any process).
+fn wait_gone(pid: i32, start: u64, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    if let Ok(fd) = rustix::process::pidfd_open(
+        rustix::process::Pid::from_raw(pid).unwrap_or(rustix::process::Pid::INIT),
+        rustix::process::PidfdFlags::empty(),
+    ) {
+        if state::pid_alive(pid, start) {
+            let mut fds = [rustix::event::PollFd::new(&fd, rustix::event::PollFlags::IN)];
+            let ts = rustix::time::Timespec {
+                tv_sec: timeout.as_secs() as i64,
+                tv_nsec: 0,
+            };
+            let _ = rustix::event::poll(&mut fds, Some(&ts));
+        }
+    }
+    while state::pid_alive(pid, start) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    true
+}
+
+pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
+    let rec = match store.load(id) {
+        Ok(r) => r,
+        Err(Error::NotFound(_)) if force => return store.remove(id),
+        Err(e) => return Err(e),
+    };
+    let status = store.status(&rec);
+    match status {
+        Status::Stopped => {}
+        Status::Created | Status::Creating => kill_and_wait(&rec)?,
+        Status::Running | Status::Paused if force => kill_and_wait(&rec)?,
+        _ => return Err(bad_state(
+            id,
+            status,
+            &format!(
+                "cannot delete a container that is not stopped; stop it first or use: lbox-runc delete --force {id}"
+            ),
+        )),
+    }
+    destroy(store, &rec)
+}
+
+fn kill_and_wait(rec: &Record) -> Result<()> {
+    for pid in rec.cgroup.pids() {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    let _ = kill(Pid::from_raw(rec.pid), Signal::SIGKILL);
+    if rec.cgroup.is_frozen() {
+        rec.cgroup.freeze(false)?;
+    }
+    if !wait_gone(rec.pid, rec.pid_start, Duration::from_secs(10)) {
+        return Err(Error::Init(format!(
+            "container {}'s init did not die after SIGKILL",
+            rec.id
+        )));
+    }
+    Ok(())
+}
+
+/// Free everything the container holds: remaining processes, cgroup, state; then poststop hooks.
+pub fn destroy(store: &Store, rec: &Record) -> Result<()> {
+    for pid in rec.cgroup.pids() {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    rec.cgroup.destroy()?;
+    store.remove(&rec.id)?;
+    let hooks = rec
+        .hooks
+        .as_ref()
+        .and_then(|h| h.poststop().clone())
+        .unwrap_or_default();
+    if !hooks.is_empty() {
+        let st = serde_json::to_vec(&rec.oci_state(Status::Stopped)).unwrap_or_default();
+        if let Err(e) = hooks::run_all(Kind::Poststop, &hooks, &st) {
+            eprintln!("lbox-runc: warning: {e}");
+        }
+    }
+    Ok(())
+}
+
+pub fn pause(store: &Store, id: &str) -> Result<()> {
+    let rec = store.load(id)?;
+    let status = store.status(&rec);
+    if status != Status::Running && status != Status::Created {
+        return Err(bad_state(id, status, "container not running"));
+    }
+    rec.cgroup.freeze(true)
+}
+
+pub fn resume(store: &Store, id: &str) -> Result<()> {
+    let rec = store.load(id)?;
+    let status = store.status(&rec);
+    if status != Status::Paused {
+        return Err(bad_state(id, status, "container not paused"));
+    }
+    rec.cgroup.freeze(false)
+}
+
+pub fn update(store: &Store, id: &str, res: &oci_spec::runtime::LinuxResources) -> Result<()> {
+    let rec = store.load(id)?;
+    let status = store.status(&rec);
+    if status == Status::Stopped {
+        return Err(bad_state(id, status, "container not running"));
+    }
+    rec.cgroup.apply(res)
+}
+
+/// Foreground `run`: wait for the init, forwarding signals, and return its exit code.
+/// Expects `forwarded_signals()` blocked since before the clone, so no SIGCHLD can be lost.
+pub fn wait_foreground(pid: i32) -> Result<i32> {
+    let set = forwarded_signals();
+    loop {
+        let sig = set.wait().ctx(|| "wait for signals".into())?;
+        if sig != Signal::SIGCHLD {
+            let _ = kill(Pid::from_raw(pid), sig);
+            continue;
+        }
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(p, code)) if p.as_raw() == pid => return Ok(code),
+                Ok(WaitStatus::Signaled(p, s, _)) if p.as_raw() == pid => return Ok(128 + s as i32),
+                Ok(WaitStatus::StillAlive) | Err(nix::Error::ECHILD) => break,
+                Ok(_) => continue,
+                Err(nix::Error::EINTR) => continue,
+                Err(e) => {
+                    return Err(Error::Sys {
+                        what: "waitpid".into(),
+                        errno: e,
+                    })
+                }
+            }
+        }
+    }
+}
+
+pub fn raw_fd(fd: &impl AsRawFd) -> i32 {
+    fd.as_raw_fd()
+}

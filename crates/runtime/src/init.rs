@@ -1,0 +1,230 @@
+//! The container's init: what the cloned child does, as a short list of named steps, until it
+//! becomes the user's program.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use nix::sys::signal::{SigSet, SigmaskHow};
+use oci_spec::runtime::Spec;
+
+use crate::cgroups::CgroupPaths;
+use crate::channel::{End, FromInit, ToInit};
+use crate::error::{Context, Error, Result};
+use crate::hooks::{self, Kind};
+use crate::namespaces::Plan;
+use crate::process::{self, Final};
+use crate::rootfs::{self, Rootfs};
+use crate::seccomp::Filter;
+use crate::{console, spec};
+
+/// How the init learns that it may exec the user's program.
+pub enum StartGate {
+    /// `create`: block opening the exec fifo for writing until `start` opens it for reading.
+    Fifo(OwnedFd),
+    /// `run`: wait for `ToInit::Start` on the channel.
+    Channel,
+}
+
+pub struct Init<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: PathBuf,
+    pub plan: &'a Plan,
+    pub cgroup: &'a CgroupPaths,
+    pub chan: End,
+    pub gate: StartGate,
+    pub console_socket: Option<OwnedFd>,
+    pub seccomp: Option<&'a Filter>,
+    pub no_pivot: bool,
+    pub preserve_fds: i32,
+    pub sigmask: SigSet,
+    /// The parent runs prestart/createRuntime hooks: stop for them.
+    pub parent_hooks: bool,
+    /// The container's record, for the state document hooks read on stdin.
+    pub record: crate::state::Record,
+}
+
+impl Init<'_> {
+    /// Run the init; never returns. Failures are sent to the runtime, then the init exits.
+    pub fn main(self) -> ! {
+        let err = self.steps();
+        let _ = self.chan.send(&FromInit::Failed(err.to_string()));
+        eprintln!("lbox-runc init: {err}");
+        unsafe { libc::_exit(1) }
+    }
+
+    fn wait_for(&self, want: ToInit) -> Result<()> {
+        match self.chan.recv::<ToInit>()? {
+            Some(m) if m == want => Ok(()),
+            Some(m) => Err(Error::Init(format!("expected {want:?} from the runtime, got {m:?}"))),
+            // The runtime is gone: nothing to report to.
+            None => unsafe { libc::_exit(1) },
+        }
+    }
+
+    fn steps(&self) -> Error {
+        match self.setup() {
+            Ok(f) => f.run(),
+            Err(e) => e,
+        }
+    }
+
+    fn setup(&self) -> Result<Final<'_>> {
+        let s = self.spec;
+        let p = s.process().as_ref().ok_or_else(|| Error::Init("no process".into()))?;
+        // If the runtime dies during setup, so do we (cleared once we are set up).
+        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).ctx(|| "set pdeathsig".into())?;
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.sigmask), None)
+            .ctx(|| "restore signal mask".into())?;
+        self.wait_for(ToInit::Go)?;
+        // Before pivot_root, /proc is still the host's: /proc/self names our pid as the host sees it.
+        let host_pid: i32 = std::fs::read_link("/proc/self")
+            .ok()
+            .and_then(|p| p.to_str()?.parse().ok())
+            .unwrap_or(0);
+        let mut record = self.record.clone();
+        record.pid = host_pid;
+        let state_json = serde_json::to_vec(&record.oci_state(crate::state::Status::Created)).unwrap_or_default();
+        self.enter_namespaces()?;
+        self.set_identity()?;
+        let rfs = Rootfs::open(s, &self.rootfs, self.plan.new_user, self.plan.new_cgroup, self.cgroup)?;
+        rfs.mount_all()?;
+        rfs.create_devices()?;
+        if self.parent_hooks {
+            self.chan.send(&FromInit::RunHooks)?;
+            self.wait_for(ToInit::HooksDone)?;
+        }
+        let hooks = s.hooks().as_ref();
+        hooks::run_all(
+            Kind::CreateContainer,
+            hooks.and_then(|h| h.create_container().as_deref()).unwrap_or(&[]),
+            &state_json,
+        )?;
+        rootfs::enter(&self.rootfs, self.no_pivot)?;
+        self.setup_terminal(p)?;
+        rootfs::sysctls(s)?;
+        rootfs::finalize(s)?;
+        process::rlimits(p)?;
+        self.oom_score_adj(p)?;
+        let env = process::environment(p);
+        let program = process::lookup(&p.args().as_deref().unwrap_or(&[])[0], &env)?;
+        nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear pdeathsig".into())?;
+        self.chan.send(&FromInit::Ready)?;
+        self.wait_start()?;
+        hooks::run_all(
+            Kind::StartContainer,
+            hooks.and_then(|h| h.start_container().as_deref()).unwrap_or(&[]),
+            &state_json,
+        )?;
+        Ok(Final {
+            process: p,
+            program,
+            seccomp: self.seccomp,
+            setgroups_denied: false,
+            preserve_fds: self.preserve_fds,
+        })
+    }
+
+    fn enter_namespaces(&self) -> Result<()> {
+        for (kind, path) in &self.plan.join {
+            crate::namespaces::join(*kind, path)?;
+        }
+        let user_unshared = self.plan.unshare.contains(nix::sched::CloneFlags::CLONE_NEWUSER);
+        crate::namespaces::unshare_rest(self.plan.unshare)?;
+        if user_unshared {
+            self.chan.send(&FromInit::NeedMaps)?;
+            self.wait_for(ToInit::MapsDone)?;
+        }
+        if self.plan.new_user {
+            // Become root of the new user namespace (the creds still name the unmapped host root).
+            nix::unistd::setresgid(0.into(), 0.into(), 0.into()).ctx(|| "setgid 0 in the user namespace".into())?;
+            nix::unistd::setresuid(0.into(), 0.into(), 0.into()).ctx(|| "setuid 0 in the user namespace".into())?;
+        }
+        if self.plan.new_net {
+            crate::namespaces::loopback_up()?;
+        }
+        Ok(())
+    }
+
+    fn set_identity(&self) -> Result<()> {
+        let s = self.spec;
+        if let Some(h) = s.hostname().as_deref().filter(|h| !h.is_empty()) {
+            if !spec::has_namespace(s, oci_spec::runtime::LinuxNamespaceType::Uts) {
+                return Err(Error::Init("cannot set the hostname without a UTS namespace".into()));
+            }
+            nix::unistd::sethostname(h).ctx(|| format!("set hostname {h}"))?;
+        }
+        if let Some(d) = s.domainname().as_deref().filter(|d| !d.is_empty()) {
+            if !spec::has_namespace(s, oci_spec::runtime::LinuxNamespaceType::Uts) {
+                return Err(Error::Init("cannot set the domainname without a UTS namespace".into()));
+            }
+            if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
+                return Err(Error::Init(format!(
+                    "set domainname {d}: {}",
+                    std::io::Error::last_os_error()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn setup_terminal(&self, p: &oci_spec::runtime::Process) -> Result<()> {
+        if p.terminal() != Some(true) {
+            nix::unistd::setsid().ctx(|| "setsid".into())?;
+            return Ok(());
+        }
+        let sock = self
+            .console_socket
+            .as_ref()
+            .ok_or_else(|| Error::Init("terminal requested but no console socket".into()))?;
+        let pty = console::open(p)?;
+        // /dev/console is the terminal for programs that open it by name.
+        if let Err(e) = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open("/dev/console")
+        {
+            if e.kind() != std::io::ErrorKind::AlreadyExists {
+                return Err(Error::Init(format!("create /dev/console: {e}")));
+            }
+        }
+        nix::mount::mount(
+            Some(pty.slave_path.as_str()),
+            "/dev/console",
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .ctx(|| "bind the terminal on /dev/console".into())?;
+        console::send_master(sock.as_raw_fd(), &pty.master)?;
+        console::become_controlled(&pty.slave)
+    }
+
+    fn oom_score_adj(&self, p: &oci_spec::runtime::Process) -> Result<()> {
+        // Lowering the score needs CAP_SYS_RESOURCE: only write when it changes something.
+        if let Some(adj) = p.oom_score_adj() {
+            let cur = std::fs::read_to_string("/proc/self/oom_score_adj").unwrap_or_default();
+            if cur.trim() != adj.to_string() {
+                process::oom_score_adj(p)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn wait_start(&self) -> Result<()> {
+        match &self.gate {
+            StartGate::Channel => self.wait_for(ToInit::Start),
+            StartGate::Fifo(fd) => {
+                // Reopen the O_PATH fd for writing: blocks until `start` opens the fifo for reading.
+                let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .ctx(|| "open the exec fifo".into())?;
+                use std::io::Write;
+                (&f).write_all(b"0").ctx(|| "write the exec fifo".into())?;
+                Ok(())
+            }
+        }
+    }
+}

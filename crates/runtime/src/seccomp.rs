@@ -1,0 +1,166 @@
+//! Seccomp: the spec's profile compiled with libseccomp. Compiled before the container is reported
+//! ready (so a bad profile fails `create`), loaded right before the user process is exec'd.
+
+use std::os::fd::{AsRawFd, RawFd};
+
+use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterAttr, ScmpFilterContext, ScmpSyscall};
+use oci_spec::runtime::{
+    Arch, LinuxSeccomp, LinuxSeccompAction as A, LinuxSeccompFilterFlag, LinuxSeccompOperator as Op,
+};
+
+use crate::error::{Error, Result};
+
+fn action(a: A, errno_ret: Option<u32>) -> ScmpAction {
+    let eperm = libc::EPERM;
+    match a {
+        A::ScmpActKill | A::ScmpActKillThread => ScmpAction::KillThread,
+        A::ScmpActKillProcess => ScmpAction::KillProcess,
+        A::ScmpActTrap => ScmpAction::Trap,
+        A::ScmpActErrno => ScmpAction::Errno(errno_ret.map_or(eperm, |e| e as i32)),
+        A::ScmpActTrace => ScmpAction::Trace(errno_ret.map_or(eperm as u16, |e| e as u16)),
+        A::ScmpActAllow => ScmpAction::Allow,
+        A::ScmpActLog => ScmpAction::Log,
+        A::ScmpActNotify => ScmpAction::Notify,
+    }
+}
+
+fn arch(a: Arch) -> Option<ScmpArch> {
+    let name = serde_json::to_value(a)
+        .ok()?
+        .as_str()?
+        .trim_start_matches("SCMP_ARCH_")
+        .to_ascii_lowercase();
+    Some(match name.as_str() {
+        "x86" => ScmpArch::X86,
+        "x86_64" => ScmpArch::X8664,
+        "x32" => ScmpArch::X32,
+        "arm" => ScmpArch::Arm,
+        "aarch64" => ScmpArch::Aarch64,
+        "mips" => ScmpArch::Mips,
+        "mips64" => ScmpArch::Mips64,
+        "mips64n32" => ScmpArch::Mips64N32,
+        "mipsel" => ScmpArch::Mipsel,
+        "mipsel64" => ScmpArch::Mipsel64,
+        "mipsel64n32" => ScmpArch::Mipsel64N32,
+        "ppc" => ScmpArch::Ppc,
+        "ppc64" => ScmpArch::Ppc64,
+        "ppc64le" => ScmpArch::Ppc64Le,
+        "s390" => ScmpArch::S390,
+        "s390x" => ScmpArch::S390X,
+        "riscv64" => ScmpArch::Riscv64,
+        _ => return None,
+    })
+}
+
+fn op(o: Op, value: u64, value_two: Option<u64>) -> ScmpCompareOp {
+    match o {
+        Op::ScmpCmpNe => ScmpCompareOp::NotEqual,
+        Op::ScmpCmpLt => ScmpCompareOp::Less,
+        Op::ScmpCmpLe => ScmpCompareOp::LessOrEqual,
+        Op::ScmpCmpEq => ScmpCompareOp::Equal,
+        Op::ScmpCmpGe => ScmpCompareOp::GreaterEqual,
+        Op::ScmpCmpGt => ScmpCompareOp::Greater,
+        Op::ScmpCmpMaskedEq => ScmpCompareOp::MaskedEqual(value_two.map_or(value, |_| value)),
+    }
+}
+
+/// A compiled profile, ready to load.
+pub struct Filter {
+    ctx: ScmpFilterContext,
+    pub notify: bool,
+}
+
+pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
+    let e = |what: String| move |err: libseccomp::error::SeccompError| Error::Seccomp(format!("{what}: {err}"));
+    let default = action(s.default_action(), s.default_errno_ret());
+    let mut ctx = ScmpFilterContext::new(default).map_err(e("create filter".into()))?;
+    // Syscalls named for another arch are not errors: profiles list them for every arch at once.
+    ctx.set_filter_attr(ScmpFilterAttr::CtlNnp, 0)
+        .map_err(e("clear nnp attr".into()))?;
+    for a in s.architectures().iter().flatten() {
+        if let Some(arch) = arch(*a) {
+            if arch != ScmpArch::native() {
+                ctx.add_arch(arch).map_err(e(format!("add architecture {a:?}")))?;
+            }
+        }
+    }
+    for f in s.flags().iter().flatten() {
+        match f {
+            LinuxSeccompFilterFlag::SeccompFilterFlagLog => {
+                ctx.set_ctl_log(true).map_err(e("flag log".into()))?;
+            }
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => {
+                ctx.set_ctl_ssb(true).map_err(e("flag spec_allow".into()))?;
+            }
+            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => {
+                ctx.set_ctl_tsync(true).map_err(e("flag tsync".into()))?;
+            }
+            _ => {}
+        }
+    }
+    let mut notify = default == ScmpAction::Notify;
+    for rule in s.syscalls().iter().flatten() {
+        let act = action(rule.action(), rule.errno_ret());
+        if act == ScmpAction::Notify {
+            notify = true;
+        }
+        if act == default {
+            continue;
+        }
+        let conds: Vec<ScmpArgCompare> = rule
+            .args()
+            .iter()
+            .flatten()
+            .map(|a| {
+                let cmp = op(a.op(), a.value(), a.value_two());
+                let datum = if matches!(a.op(), Op::ScmpCmpMaskedEq) {
+                    a.value_two().unwrap_or(0)
+                } else {
+                    a.value()
+                };
+                ScmpArgCompare::new(a.index() as u32, cmp, datum)
+            })
+            .collect();
+        for name in rule.names() {
+            let Ok(sc) = ScmpSyscall::from_name(name) else { continue };
+            if conds.is_empty() {
+                ctx.add_rule(act, sc).map_err(e(format!("rule for {name}")))?;
+            } else {
+                // libseccomp wants one comparison per argument in a rule: split when an argument
+                // repeats (runc does the same).
+                let repeats = conds.len() > 1 && {
+                    let mut idx: Vec<u32> = rule.args().iter().flatten().map(|a| a.index() as u32).collect();
+                    idx.sort_unstable();
+                    idx.windows(2).any(|w| w[0] == w[1])
+                };
+                if repeats {
+                    for c in &conds {
+                        ctx.add_rule_conditional(act, sc, std::slice::from_ref(c))
+                            .map_err(e(format!("rule for {name}")))?;
+                    }
+                } else {
+                    ctx.add_rule_conditional(act, sc, &conds)
+                        .map_err(e(format!("rule for {name}")))?;
+                }
+            }
+        }
+    }
+    Ok(Filter { ctx, notify })
+}
+
+impl Filter {
+    /// Load into the kernel. For SCMP_ACT_NOTIFY the returned fd is the listener.
+    pub fn load(&self) -> Result<Option<RawFd>> {
+        self.ctx
+            .load()
+            .map_err(|e| Error::Seccomp(format!("load filter: {e}")))?;
+        if self.notify {
+            let fd = self
+                .ctx
+                .get_notify_fd()
+                .map_err(|e| Error::Seccomp(format!("notify fd: {e}")))?;
+            return Ok(Some(fd.as_raw_fd()));
+        }
+        Ok(None)
+    }
+}
