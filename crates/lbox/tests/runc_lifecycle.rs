@@ -24,7 +24,10 @@ fn argv0_lbox_runc_is_the_runtime() {
     std::os::unix::fs::symlink(common::lbox(), &link).unwrap();
     let out = std::process::Command::new(&link).arg("--version").output().unwrap();
     assert!(stdout(&out).starts_with("lbox-runc version "), "{}", stdout(&out));
-    let out = std::process::Command::new(&link).args(["--root", b.root().to_str().unwrap(), "list", "--format", "json"]).output().unwrap();
+    let out = std::process::Command::new(&link)
+        .args(["--root", b.root().to_str().unwrap(), "list", "--format", "json"])
+        .output()
+        .unwrap();
     assert_eq!(stdout(&out).trim(), "null");
 }
 
@@ -32,10 +35,20 @@ fn argv0_lbox_runc_is_the_runtime() {
 fn full_lifecycle() {
     let b = bundle("life", &["sleep", "1000"]);
     let pidfile = b.tmp.path().join("pid");
-    let out = b.runc(&["create", "--bundle", b.dir().to_str().unwrap(), "--pid-file", pidfile.to_str().unwrap(), &b.id]);
+    let out = b.runc(&[
+        "create",
+        "--bundle",
+        b.dir().to_str().unwrap(),
+        "--pid-file",
+        pidfile.to_str().unwrap(),
+        &b.id,
+    ]);
     assert!(out.status.success(), "create: {}", stderr(&out));
     assert_eq!(b.status(), "created");
-    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().parse().expect("pid file has no newline");
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .parse()
+        .expect("pid file has no newline");
     let state: Value = serde_json::from_slice(&b.runc(&["state", &b.id]).stdout).unwrap();
     assert_eq!(state["pid"], pid);
     assert_eq!(state["id"], b.id.as_str());
@@ -59,12 +72,26 @@ fn full_lifecycle() {
     assert!(b.runc(&["pause", &b.id]).status.success());
     assert_eq!(b.status(), "paused");
     let ex = b.runc(&["exec", &b.id, "true"]);
-    assert!(!ex.status.success() && stderr(&ex).contains("paused"), "{}", stderr(&ex));
+    assert!(
+        !ex.status.success() && stderr(&ex).contains("paused"),
+        "{}",
+        stderr(&ex)
+    );
     assert!(b.runc(&["resume", &b.id]).status.success());
     assert_eq!(b.status(), "running");
     assert!(!b.runc(&["resume", &b.id]).status.success());
 
-    let ex = b.runc(&["exec", "--env", "X=42", "--cwd", "/tmp", &b.id, "sh", "-c", "echo $X $(pwd) $$"]);
+    let ex = b.runc(&[
+        "exec",
+        "--env",
+        "X=42",
+        "--cwd",
+        "/tmp",
+        &b.id,
+        "sh",
+        "-c",
+        "echo $X $(pwd) $$",
+    ]);
     assert!(ex.status.success(), "{}", stderr(&ex));
     let words: Vec<String> = stdout(&ex).split_whitespace().map(String::from).collect();
     assert_eq!(&words[..2], ["42", "/tmp"]);
@@ -76,7 +103,11 @@ fn full_lifecycle() {
     assert!(ev["data"]["pids"]["current"].as_u64().unwrap() >= 1);
 
     let del = b.runc(&["delete", &b.id]);
-    assert!(!del.status.success() && stderr(&del).contains("not stopped"), "{}", stderr(&del));
+    assert!(
+        !del.status.success() && stderr(&del).contains("not stopped"),
+        "{}",
+        stderr(&del)
+    );
 
     assert!(b.runc(&["kill", &b.id, "KILL"]).status.success());
     for _ in 0..200 {
@@ -87,8 +118,15 @@ fn full_lifecycle() {
     }
     assert_eq!(b.status(), "stopped");
     let k = b.runc(&["kill", &b.id, "TERM"]);
-    assert!(!k.status.success() && stderr(&k).contains("not running"), "{}", stderr(&k));
-    assert!(b.runc(&["kill", "--all", &b.id, "9"]).status.success(), "kill --all on stopped is fine");
+    assert!(
+        !k.status.success() && stderr(&k).contains("not running"),
+        "{}",
+        stderr(&k)
+    );
+    assert!(
+        b.runc(&["kill", "--all", &b.id, "9"]).status.success(),
+        "kill --all on stopped is fine"
+    );
 
     assert!(b.runc(&["delete", &b.id]).status.success());
     let st = b.runc(&["state", &b.id]);
@@ -113,7 +151,10 @@ fn run_detached_and_delete_force() {
 #[test]
 fn exec_with_process_json_and_detach() {
     let b = bundle("execp", &["sleep", "1000"]);
-    assert!(b.runc(&["run", "-d", "--bundle", b.dir().to_str().unwrap(), &b.id]).status.success());
+    assert!(b
+        .runc(&["run", "-d", "--bundle", b.dir().to_str().unwrap(), &b.id])
+        .status
+        .success());
     let pj = b.tmp.path().join("process.json");
     std::fs::write(
         &pj,
@@ -121,7 +162,15 @@ fn exec_with_process_json_and_detach() {
     )
     .unwrap();
     let pidf = b.tmp.path().join("exec.pid");
-    let out = b.runc(&["exec", "--process", pj.to_str().unwrap(), "--detach", "--pid-file", pidf.to_str().unwrap(), &b.id]);
+    let out = b.runc(&[
+        "exec",
+        "--process",
+        pj.to_str().unwrap(),
+        "--detach",
+        "--pid-file",
+        pidf.to_str().unwrap(),
+        &b.id,
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(std::fs::read_to_string(&pidf).unwrap().parse::<i32>().is_ok());
     std::thread::sleep(std::time::Duration::from_millis(200));
@@ -133,7 +182,11 @@ fn exec_with_process_json_and_detach() {
     assert_eq!(bad.status.code(), Some(255));
     assert!(stderr(&bad).contains("user.uid"), "{}", stderr(&bad));
     let missing = b.runc(&["exec", &b.id, "no-such-program"]);
-    assert!(stderr(&missing).contains("executable file not found"), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("executable file not found"),
+        "{}",
+        stderr(&missing)
+    );
 }
 
 #[test]
@@ -148,27 +201,52 @@ fn bad_input_is_refused_and_leaves_nothing() {
 
     // Missing bundle.
     let out = b.runc(&["create", "--bundle", "/nonexistent/bundle", "x1"]);
-    assert!(!out.status.success() && stderr(&out).contains("/nonexistent/bundle"), "{}", stderr(&out));
+    assert!(
+        !out.status.success() && stderr(&out).contains("/nonexistent/bundle"),
+        "{}",
+        stderr(&out)
+    );
 
     // Missing rootfs.
     let b = bundle("norootfs", &["true"]);
     std::fs::remove_dir_all(b.rootfs()).unwrap();
     let out = b.create();
-    assert!(!out.status.success() && stderr(&out).contains("root.path"), "{}", stderr(&out));
+    assert!(
+        !out.status.success() && stderr(&out).contains("root.path"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!b.root().join(&b.id).exists());
 
     // Unknown id, invalid id.
     let out = b.runc(&["start", "nope"]);
     assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
     let out = b.runc(&["state", "../etc"]);
-    assert!(!out.status.success() && stderr(&out).contains("invalid container id"), "{}", stderr(&out));
+    assert!(
+        !out.status.success() && stderr(&out).contains("invalid container id"),
+        "{}",
+        stderr(&out)
+    );
 
     // Unknown capability, relative cwd, unknown namespace, missing args.
     for (field, edit) in [
-        ("process.capabilities.bounding", Box::new(|s: &mut Value| s["process"]["capabilities"]["bounding"] = serde_json::json!(["CAP_NOPE"])) as Box<dyn Fn(&mut Value)>),
-        ("process.cwd", Box::new(|s: &mut Value| s["process"]["cwd"] = Value::String("tmp".into()))),
-        ("linux.namespaces", Box::new(|s: &mut Value| s["linux"]["namespaces"] = serde_json::json!([{"type": "bogus"}]))),
-        ("process.args", Box::new(|s: &mut Value| s["process"]["args"] = serde_json::json!([]))),
+        (
+            "process.capabilities.bounding",
+            Box::new(|s: &mut Value| s["process"]["capabilities"]["bounding"] = serde_json::json!(["CAP_NOPE"]))
+                as Box<dyn Fn(&mut Value)>,
+        ),
+        (
+            "process.cwd",
+            Box::new(|s: &mut Value| s["process"]["cwd"] = Value::String("tmp".into())),
+        ),
+        (
+            "linux.namespaces",
+            Box::new(|s: &mut Value| s["linux"]["namespaces"] = serde_json::json!([{"type": "bogus"}])),
+        ),
+        (
+            "process.args",
+            Box::new(|s: &mut Value| s["process"]["args"] = serde_json::json!([])),
+        ),
     ] {
         let b = bundle("badfield", &["true"]);
         b.edit(|s| edit(s));
@@ -184,7 +262,11 @@ fn duplicate_id_is_refused() {
     let b = bundle("dup", &["sleep", "1000"]);
     assert!(b.create().status.success());
     let out = b.create();
-    assert!(!out.status.success() && stderr(&out).contains("already exists"), "{}", stderr(&out));
+    assert!(
+        !out.status.success() && stderr(&out).contains("already exists"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(b.status(), "created", "the first container is untouched");
 }
 

@@ -375,13 +375,15 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
         Status::Stopped => {}
         Status::Created | Status::Creating => kill_and_wait(&rec)?,
         Status::Running | Status::Paused if force => kill_and_wait(&rec)?,
-        _ => return Err(bad_state(
-            id,
-            status,
-            &format!(
+        _ => {
+            return Err(bad_state(
+                id,
+                status,
+                &format!(
                 "cannot delete a container that is not stopped; stop it first or use: lbox-runc delete --force {id}"
             ),
-        )),
+            ))
+        }
     }
     destroy(store, &rec)
 }

@@ -296,7 +296,7 @@ fn update(store: &Store, a: &cli::UpdateArgs) -> Result<i32> {
         }
         None => LinuxResources::default(),
     };
-    let mut mem = res.memory().clone().unwrap_or_default();
+    let mut mem = (*res.memory()).unwrap_or_default();
     let mut mem_set = res.memory().is_some();
     if let Some(m) = &a.memory {
         mem.set_limit(Some(parse_bytes(m)?));

@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-
 use serde_json::Value;
 
 static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -31,14 +30,20 @@ pub fn bundle(name: &str, args: &[&str]) -> Bundle {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(rootfs.join("tmp"), std::fs::Permissions::from_mode(0o1777)).expect("chmod tmp");
     std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("busybox-static must be installed");
-    let list = Command::new("/bin/busybox").arg("--list").output().expect("busybox --list");
+    let list = Command::new("/bin/busybox")
+        .arg("--list")
+        .output()
+        .expect("busybox --list");
     for applet in String::from_utf8_lossy(&list.stdout).lines() {
         if applet != "busybox" {
             let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet));
         }
     }
-    std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n")
-        .expect("passwd");
+    std::fs::write(
+        rootfs.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n",
+    )
+    .expect("passwd");
     let id = format!("{name}-{}", std::process::id());
     let b = Bundle { tmp, id };
     let out = b.runc(&["spec", "--bundle", b.dir().to_str().expect("utf8")]);
@@ -123,7 +128,13 @@ impl Drop for Bundle {
     fn drop(&mut self) {
         let _ = self.runc(&["delete", "--force", &self.id]);
         for d in self.cgroup_dirs() {
-            let _ = std::fs::remove_dir(d);
+            let _ = std::fs::remove_dir(&d);
+        }
+        // The shared parent goes with the last test that used it (rmdir fails while others use it).
+        let mut parents = Vec::new();
+        find_named(Path::new("/sys/fs/cgroup"), "lbox-it", 5, &mut parents);
+        for p in parents {
+            let _ = std::fs::remove_dir(p);
         }
     }
 }

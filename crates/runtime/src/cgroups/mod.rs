@@ -29,6 +29,7 @@ pub enum Mode {
 }
 
 /// Detect the cgroup mode of this host.
+#[allow(clippy::unnecessary_cast)] // f_type's width differs between architectures
 pub fn mode() -> Mode {
     match rustix::fs::statfs(CGROUP_ROOT) {
         Ok(s) if s.f_type as i64 == CGROUP2_SUPER_MAGIC => Mode::V2,
@@ -303,6 +304,34 @@ fn remove_tree(dir: &Path, deadline: Instant) -> Result<()> {
     }
 }
 
+/// Devices every container may use whatever its spec says (runc's list): null, zero, full, tty,
+/// random, urandom, the pty multiplexer and its slaves, and mknod of any char/block node.
+pub fn default_device_rules() -> Vec<oci_spec::runtime::LinuxDeviceCgroup> {
+    use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType as T};
+    let rule = |t: T, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut r = LinuxDeviceCgroup::default();
+        r.set_allow(true);
+        r.set_typ(Some(t));
+        r.set_major(major);
+        r.set_minor(minor);
+        r.set_access(Some(access.to_string()));
+        r
+    };
+    vec![
+        rule(T::C, None, None, "m"),
+        rule(T::B, None, None, "m"),
+        rule(T::C, Some(1), Some(3), "rwm"),
+        rule(T::C, Some(1), Some(5), "rwm"),
+        rule(T::C, Some(1), Some(7), "rwm"),
+        rule(T::C, Some(1), Some(8), "rwm"),
+        rule(T::C, Some(1), Some(9), "rwm"),
+        rule(T::C, Some(5), Some(0), "rwm"),
+        rule(T::C, Some(5), Some(1), "rwm"),
+        rule(T::C, Some(5), Some(2), "rwm"),
+        rule(T::C, Some(136), None, "rwm"),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,32 +362,4 @@ mod tests {
         let e = CgroupPaths::resolve(Some(Path::new("system.slice:lbox:abc")), "abc").unwrap_err();
         assert!(e.to_string().contains("systemd"), "{e}");
     }
-}
-
-/// Devices every container may use whatever its spec says (runc's list): null, zero, full, tty,
-/// random, urandom, the pty multiplexer and its slaves, and mknod of any char/block node.
-pub fn default_device_rules() -> Vec<oci_spec::runtime::LinuxDeviceCgroup> {
-    use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType as T};
-    let rule = |t: T, major: Option<i64>, minor: Option<i64>, access: &str| {
-        let mut r = LinuxDeviceCgroup::default();
-        r.set_allow(true);
-        r.set_typ(Some(t));
-        r.set_major(major);
-        r.set_minor(minor);
-        r.set_access(Some(access.to_string()));
-        r
-    };
-    vec![
-        rule(T::C, None, None, "m"),
-        rule(T::B, None, None, "m"),
-        rule(T::C, Some(1), Some(3), "rwm"),
-        rule(T::C, Some(1), Some(5), "rwm"),
-        rule(T::C, Some(1), Some(7), "rwm"),
-        rule(T::C, Some(1), Some(8), "rwm"),
-        rule(T::C, Some(1), Some(9), "rwm"),
-        rule(T::C, Some(5), Some(0), "rwm"),
-        rule(T::C, Some(5), Some(1), "rwm"),
-        rule(T::C, Some(5), Some(2), "rwm"),
-        rule(T::C, Some(136), None, "rwm"),
-    ]
 }
