@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 /// oci-spec's capability names ("CAP_CHOWN") to the kernel's numbers; capabilities this kernel
 /// does not know are dropped silently, as runc does.
 fn convert(set: &Option<Capabilities>) -> CapsHashSet {
-    let known = caps::runtime::thread_all_supported();
+    let known = supported();
     set.iter()
         .flatten()
         .filter_map(|c| serde_json::to_value(c).ok())
@@ -24,10 +24,17 @@ fn cerr(what: &str) -> impl FnOnce(caps::errors::CapsError) -> Error + '_ {
     move |e| Error::Init(format!("capabilities: {what}: {e}"))
 }
 
+/// The capabilities this kernel knows, probed once (each probe is a prctl per capability).
+fn supported() -> &'static CapsHashSet {
+    static KNOWN: std::sync::OnceLock<CapsHashSet> = std::sync::OnceLock::new();
+    KNOWN.get_or_init(caps::runtime::thread_all_supported)
+}
+
 /// Drop the bounding set first (needs CAP_SETPCAP, which we still have).
 pub fn apply_bounding(c: &LinuxCapabilities) -> Result<()> {
     let keep = convert(c.bounding());
-    for cap in caps::runtime::thread_all_supported() {
+    let have = caps::read(None, CapSet::Bounding).map_err(cerr("read bounding"))?;
+    for cap in have {
         if !keep.contains(&cap) {
             caps::drop(None, CapSet::Bounding, cap).map_err(cerr("drop bounding"))?;
         }

@@ -21,6 +21,8 @@ pub enum ToInit {
     Start,
     /// The user namespace's id maps are written.
     MapsDone,
+    /// The init is in its cgroup.
+    CgroupJoined,
 }
 
 /// Messages from the init to the runtime.

@@ -179,6 +179,7 @@ pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
                 sigmask: oldmask,
                 parent_hooks: !prestart.is_empty(),
                 record: record.clone(),
+                cgroup_joined: std::cell::Cell::new(false),
             };
             init.main();
         }
@@ -188,11 +189,14 @@ pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
         drop(console);
         record.pid = pid;
         let handshake = (|| -> Result<()> {
-            cgroup.add_pid(pid)?;
             if plan.new_user && !plan.unshare.contains(nix::sched::CloneFlags::CLONE_NEWUSER) {
                 namespaces::write_id_maps(pid, &bundle.spec)?;
             }
+            // Let the init set up while we join it to its cgroup (a v1 attach waits for an RCU
+            // grace period: milliseconds). It waits for CgroupJoined before anything that needs it.
             parent_end.send(&ToInit::Go)?;
+            cgroup.add_pid(pid)?;
+            parent_end.send(&ToInit::CgroupJoined)?;
             loop {
                 match parent_end.recv::<FromInit>()? {
                     Some(FromInit::NeedMaps) => {

@@ -41,6 +41,7 @@ pub struct Init<'a> {
     pub parent_hooks: bool,
     /// The container's record, for the state document hooks read on stdin.
     pub record: crate::state::Record,
+    pub cgroup_joined: std::cell::Cell<bool>,
 }
 
 impl Init<'_> {
@@ -53,12 +54,25 @@ impl Init<'_> {
     }
 
     fn wait_for(&self, want: ToInit) -> Result<()> {
-        match self.chan.recv::<ToInit>()? {
-            Some(m) if m == want => Ok(()),
-            Some(m) => Err(Error::Init(format!("expected {want:?} from the runtime, got {m:?}"))),
-            // The runtime is gone: nothing to report to.
-            None => unsafe { libc::_exit(1) },
+        loop {
+            match self.chan.recv::<ToInit>()? {
+                // The runtime joins us to the cgroup while we set up (v1's attach can take
+                // milliseconds): it says so whenever it is done.
+                Some(ToInit::CgroupJoined) if want != ToInit::CgroupJoined => self.cgroup_joined.set(true),
+                Some(m) if m == want => return Ok(()),
+                Some(m) => return Err(Error::Init(format!("expected {want:?} from the runtime, got {m:?}"))),
+                // The runtime is gone: nothing to report to.
+                None => unsafe { libc::_exit(1) },
+            }
         }
+    }
+
+    fn wait_cgroup(&self) -> Result<()> {
+        if !self.cgroup_joined.get() {
+            self.wait_for(ToInit::CgroupJoined)?;
+            self.cgroup_joined.set(true);
+        }
+        Ok(())
     }
 
     fn steps(&self) -> Error {
@@ -108,6 +122,7 @@ impl Init<'_> {
         let env = process::environment(p);
         let program = process::lookup(&p.args().as_deref().unwrap_or(&[])[0], &env)?;
         nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear pdeathsig".into())?;
+        self.wait_cgroup()?;
         self.chan.send(&FromInit::Ready)?;
         self.wait_start()?;
         hooks::run_all(
@@ -129,6 +144,10 @@ impl Init<'_> {
             crate::namespaces::join(*kind, path)?;
         }
         let user_unshared = self.plan.unshare.contains(nix::sched::CloneFlags::CLONE_NEWUSER);
+        if self.plan.new_cgroup {
+            // A cgroup namespace is rooted at the cgroup we are in when we make it.
+            self.wait_cgroup()?;
+        }
         crate::namespaces::unshare_rest(self.plan.unshare)?;
         if user_unshared {
             self.chan.send(&FromInit::NeedMaps)?;

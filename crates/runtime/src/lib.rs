@@ -11,6 +11,7 @@ pub mod error;
 pub mod exec;
 pub mod hooks;
 pub mod init;
+pub mod inroot;
 pub mod mount;
 pub mod namespaces;
 pub mod process;

@@ -95,16 +95,9 @@ pub fn switch_user(p: &Process, userns_setgroups_denied: bool) -> Result<()> {
 /// chdir to the spec's cwd resolved inside the container root, refusing magic links such as
 /// /proc/self/fd/N (CVE-2024-21626), and checking the result is really inside the root.
 pub fn enter_cwd(cwd: &Path) -> Result<()> {
-    let root = pathrs::Root::open("/").map_err(|e| Error::Init(format!("open /: {e}")))?;
-    let perm = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755);
-    let h = match root.resolve(cwd) {
-        Ok(h) => h,
-        // runc creates a missing cwd.
-        Err(_) => root
-            .mkdir_all(cwd, &perm)
-            .map_err(|e| Error::Init(format!("working directory {}: {e}", cwd.display())))?,
-    };
-    let fd: std::os::fd::OwnedFd = h.into();
+    let root = crate::inroot::Root::open(Path::new("/"))?;
+    // runc creates a missing cwd.
+    let fd = root.mkdir_all(cwd, 0o755)?;
     nix::unistd::fchdir(&fd).ctx(|| format!("chdir to {}", cwd.display()))?;
     let now = nix::unistd::getcwd().ctx(|| "getcwd".into())?;
     if !now.is_absolute() || now.starts_with("(unreachable)") {

@@ -1,18 +1,16 @@
 //! The container's filesystem, built by its init before and after pivot_root.
 //!
-//! Every mount destination is resolved inside the rootfs with `pathrs` (openat2 RESOLVE_IN_ROOT) and
+//! Every mount destination is resolved inside the rootfs with openat2(RESOLVE_IN_ROOT) (see `inroot`) and
 //! mounted on the resulting `/proc/self/fd/N`, so a symlink in the image can never point a mount at
 //! the host (runc's CVE-2021-30465 class).
 
-use std::fs::Permissions;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::inroot::Root;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{Mode, SFlag};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
-use pathrs::Root;
 
 use crate::cgroups::CgroupPaths;
 use crate::error::{Context, Error, Result};
@@ -20,10 +18,6 @@ use crate::mount::{self as mopts, Options};
 
 fn fd_path(fd: &impl AsRawFd) -> String {
     format!("/proc/self/fd/{}", fd.as_raw_fd())
-}
-
-fn perr(what: String) -> impl FnOnce(pathrs::error::Error) -> Error {
-    move |e| Error::Init(format!("{what}: {e}"))
 }
 
 fn do_mount(
@@ -75,7 +69,7 @@ impl<'a> Rootfs<'a> {
             None,
             &format!("bind rootfs {p}"),
         )?;
-        let root = Root::open(path).map_err(perr(format!("open rootfs {p}")))?;
+        let root = Root::open(path)?;
         Ok(Rootfs {
             path,
             root,
@@ -88,36 +82,11 @@ impl<'a> Rootfs<'a> {
 
     /// Resolve (creating if needed) a destination inside the rootfs; a file when `file` is set.
     fn target(&self, dest: &Path, file: bool) -> Result<OwnedFd> {
-        let perm = Permissions::from_mode(0o755);
-        if !file {
-            let h = self
-                .root
-                .mkdir_all(dest, &perm)
-                .map_err(perr(format!("create mount point {}", dest.display())))?;
-            return Ok(h.into());
+        if file {
+            self.root.create_file(dest)
+        } else {
+            self.root.mkdir_all(dest, 0o755)
         }
-        if let Ok(h) = self.root.resolve(dest) {
-            return Ok(h.into());
-        }
-        if let Some(parent) = dest.parent() {
-            self.root
-                .mkdir_all(parent, &perm)
-                .map_err(perr(format!("create {}", parent.display())))?;
-        }
-        let made = self
-            .root
-            .create(dest, &pathrs::InodeType::File(Permissions::from_mode(0o644)));
-        // Lost a race with ourselves (already exists) is fine; anything else is not.
-        if let Err(e) = made {
-            if self.root.resolve(dest).is_err() {
-                return Err(Error::Init(format!("create mount point {}: {e}", dest.display())));
-            }
-        }
-        let h = self
-            .root
-            .resolve(dest)
-            .map_err(perr(format!("resolve {}", dest.display())))?;
-        Ok(h.into())
     }
 
     pub fn mount_all(&self) -> Result<()> {
@@ -325,9 +294,7 @@ impl<'a> Rootfs<'a> {
             if h.controllers.len() > 1 {
                 for c in &h.controllers {
                     let link = dest.join(c);
-                    let _ = self
-                        .root
-                        .create(&link, &pathrs::InodeType::Symlink(PathBuf::from(&name)));
+                    let _ = self.root.symlink(&name, &link);
                 }
             }
         }
@@ -371,14 +338,10 @@ impl<'a> Rootfs<'a> {
             ("/dev/stdout", "/proc/self/fd/1"),
             ("/dev/stderr", "/proc/self/fd/2"),
         ] {
-            let _ = self
-                .root
-                .create(link, &pathrs::InodeType::Symlink(PathBuf::from(target)));
+            let _ = self.root.symlink(target, Path::new(link));
         }
         if Path::new("/proc/kcore").exists() {
-            let _ = self
-                .root
-                .create("/dev/core", &pathrs::InodeType::Symlink(PathBuf::from("/proc/kcore")));
+            let _ = self.root.symlink("/proc/kcore", Path::new("/dev/core"));
         }
         let has_devpts = self
             .spec
@@ -387,10 +350,8 @@ impl<'a> Rootfs<'a> {
             .flatten()
             .any(|m| m.destination() == Path::new("/dev/pts"));
         if has_devpts {
-            let _ = self.root.remove_file("/dev/ptmx");
-            let _ = self
-                .root
-                .create("/dev/ptmx", &pathrs::InodeType::Symlink(PathBuf::from("pts/ptmx")));
+            self.root.unlink(Path::new("/dev/ptmx"));
+            self.root.symlink("pts/ptmx", Path::new("/dev/ptmx"))?;
         }
         Ok(())
     }
@@ -407,10 +368,7 @@ impl<'a> Rootfs<'a> {
         let name = path
             .file_name()
             .ok_or_else(|| Error::Init(format!("device {}: no file name", path.display())))?;
-        let dir = self
-            .root
-            .mkdir_all(parent, &Permissions::from_mode(0o755))
-            .map_err(perr(format!("create {}", parent.display())))?;
+        let dir = self.root.mkdir_all(parent, 0o755)?;
         let dirfd = dir.as_fd();
         let _ = nix::unistd::unlinkat(dirfd, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
         if self.userns {
