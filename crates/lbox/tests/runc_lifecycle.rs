@@ -290,3 +290,24 @@ fn spec_refuses_to_overwrite() {
     let sys = b.runc(&["--systemd-cgroup", "list"]);
     assert!(!sys.status.success() && stderr(&sys).contains("not supported"));
 }
+
+#[test]
+fn proc_self_exe_never_reaches_the_host_binary() {
+    // CVE-2019-5736: a program whose interpreter is /proc/self/exe would run the runtime's own
+    // binary (and could then overwrite it through /proc/PID/exe). Through the sealed trampoline it
+    // runs that instead, which only fails.
+    let b = bundle("cve5736", &["/evil"]);
+    std::fs::write(b.rootfs().join("evil"), "#!/proc/self/exe --version\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(b.rootfs().join("evil"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = b.run();
+    assert!(
+        !stdout(&out).contains("version"),
+        "the host binary ran: {}",
+        stdout(&out)
+    );
+    assert_ne!(out.status.code(), Some(0));
+    // And a normal program sees itself, not the runtime, as /proc/self/exe.
+    let b = bundle("cve5736b", &["readlink", "/proc/self/exe"]);
+    assert_eq!(stdout(&b.run()), "/bin/busybox\n");
+}

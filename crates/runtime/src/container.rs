@@ -93,6 +93,7 @@ pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
         ));
     }
     let plan = namespaces::plan(&bundle.spec)?;
+    crate::lsm::warn_unsupported(&bundle.spec);
     let filter = match bundle.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
         Some(s) => Some(seccomp::compile(s)?),
         None => None,
@@ -129,6 +130,7 @@ pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
             None => None,
         };
         let (parent_end, child_end) = channel::pair()?;
+        let trampoline = crate::trampoline::sealed()?;
         let hooks = bundle.spec.hooks().as_ref();
         let prestart: Vec<_> = hooks
             .map(|h| {
@@ -180,11 +182,14 @@ pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
                 parent_hooks: !prestart.is_empty(),
                 record: record.clone(),
                 cgroup_joined: std::cell::Cell::new(false),
+                new_keyring: !o.no_new_keyring,
+                trampoline: Some(trampoline),
             };
             init.main();
         }
         let pid = pid as i32;
         drop(child_end);
+        drop(trampoline);
         drop(gate_fd);
         drop(console);
         record.pid = pid;

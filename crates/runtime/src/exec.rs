@@ -103,6 +103,7 @@ pub fn exec(store: &Store, o: &ExecOpts) -> Result<i32> {
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&block), Some(&mut oldmask))
         .ctx(|| "block signals".into())?;
     let (parent_end, child_end) = channel::pair()?;
+    let trampoline = crate::trampoline::sealed()?;
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(Error::Sys {
@@ -112,15 +113,17 @@ pub fn exec(store: &Store, o: &ExecOpts) -> Result<i32> {
     }
     if pid == 0 {
         drop(parent_end);
-        let err = child(
-            &child_end,
-            &joins,
-            console.as_ref(),
-            filter.as_ref(),
-            p,
+        let err = Child {
+            chan: &child_end,
+            joins: &joins,
+            console_sock: console.as_ref(),
+            filter: filter.as_ref(),
+            process: p,
             oldmask,
-            o.preserve_fds,
-        );
+            preserve_fds: o.preserve_fds,
+            trampoline: &trampoline,
+        }
+        .run();
         let _ = child_end.send(&FromInit::Failed(err.to_string()));
         unsafe { libc::_exit(1) }
     }
@@ -149,54 +152,72 @@ pub fn exec(store: &Store, o: &ExecOpts) -> Result<i32> {
     wait_foreground(pid)
 }
 
-fn child(
-    chan: &channel::End,
-    joins: &[(OwnedFd, CloneFlags)],
-    console_sock: Option<&OwnedFd>,
-    filter: Option<&seccomp::Filter>,
-    p: &Process,
+/// What the forked exec child needs, everything prepared by the runtime before the fork.
+struct Child<'a> {
+    chan: &'a channel::End,
+    joins: &'a [(OwnedFd, CloneFlags)],
+    console_sock: Option<&'a OwnedFd>,
+    filter: Option<&'a seccomp::Filter>,
+    process: &'a Process,
     oldmask: SigSet,
     preserve_fds: i32,
-) -> Error {
-    let run = || -> Result<Final<'_>> {
-        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "set pdeathsig".into())?;
-        // Not dumpable while we still run the runtime's code: the container cannot open our
-        // /proc/PID/exe or mem without CAP_SYS_PTRACE (CVE-2019-5736).
-        nix::sys::prctl::set_dumpable(false).ctx(|| "prctl dumpable".into())?;
-        nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&oldmask), None)
-            .ctx(|| "restore signal mask".into())?;
-        match chan.recv::<ToInit>()? {
-            Some(ToInit::Go) => {}
-            _ => unsafe { libc::_exit(1) },
-        }
-        for (fd, flag) in joins {
-            nix::sched::setns(fd, *flag).ctx(|| format!("join namespace {flag:?}"))?;
-        }
-        match (p.terminal() == Some(true), console_sock) {
-            (true, Some(sock)) => {
-                let pty = console::open(p)?;
-                console::send_master(std::os::fd::AsRawFd::as_raw_fd(sock), &pty.master)?;
-                console::become_controlled(&pty.slave)?;
-            }
-            _ => {
-                let _ = nix::unistd::setsid();
-            }
-        }
-        process::rlimits(p)?;
-        let env = process::environment(p);
-        let program = process::lookup(&p.args().as_deref().unwrap_or(&[])[0], &env)?;
-        nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear pdeathsig".into())?;
-        Ok(Final {
+    trampoline: &'a OwnedFd,
+}
+
+impl Child<'_> {
+    fn run(self) -> Error {
+        let Child {
+            chan,
+            joins,
+            console_sock,
+            filter,
             process: p,
-            program,
-            seccomp: filter,
-            setgroups_denied: false,
+            oldmask,
             preserve_fds,
-        })
-    };
-    match run() {
-        Ok(f) => f.run(),
-        Err(e) => e,
+            trampoline,
+        } = self;
+        let run = || -> Result<Final<'_>> {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "set pdeathsig".into())?;
+            // Not dumpable while we still run the runtime's code: the container cannot open our
+            // /proc/PID/exe or mem without CAP_SYS_PTRACE (CVE-2019-5736).
+            nix::sys::prctl::set_dumpable(false).ctx(|| "prctl dumpable".into())?;
+            nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&oldmask), None)
+                .ctx(|| "restore signal mask".into())?;
+            match chan.recv::<ToInit>()? {
+                Some(ToInit::Go) => {}
+                _ => unsafe { libc::_exit(1) },
+            }
+            for (fd, flag) in joins {
+                nix::sched::setns(fd, *flag).ctx(|| format!("join namespace {flag:?}"))?;
+            }
+            match (p.terminal() == Some(true), console_sock) {
+                (true, Some(sock)) => {
+                    let pty = console::open(p)?;
+                    console::send_master(std::os::fd::AsRawFd::as_raw_fd(sock), &pty.master)?;
+                    console::become_controlled(&pty.slave)?;
+                }
+                _ => {
+                    let _ = nix::unistd::setsid();
+                }
+            }
+            process::rlimits(p)?;
+            crate::lsm::apparmor_on_exec(p.apparmor_profile().as_deref())?;
+            let env = process::environment(p);
+            let program = process::lookup(&p.args().as_deref().unwrap_or(&[])[0], &env)?;
+            nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear pdeathsig".into())?;
+            Ok(Final {
+                process: p,
+                program,
+                seccomp: filter,
+                setgroups_denied: false,
+                preserve_fds,
+                trampoline: Some(trampoline),
+            })
+        };
+        match run() {
+            Ok(f) => f.run(),
+            Err(e) => e,
+        }
     }
 }
 

@@ -42,6 +42,8 @@ pub struct Init<'a> {
     /// The container's record, for the state document hooks read on stdin.
     pub record: crate::state::Record,
     pub cgroup_joined: std::cell::Cell<bool>,
+    pub new_keyring: bool,
+    pub trampoline: Option<OwnedFd>,
 }
 
 impl Init<'_> {
@@ -85,6 +87,9 @@ impl Init<'_> {
     fn setup(&self) -> Result<Final<'_>> {
         let s = self.spec;
         let p = s.process().as_ref().ok_or_else(|| Error::Init("no process".into()))?;
+        // Until we exec, we run the host's lbox binary: not dumpable, so nothing in the container can
+        // open our /proc/PID/exe or mem without CAP_SYS_PTRACE (CVE-2019-5736).
+        nix::sys::prctl::set_dumpable(false).ctx(|| "prctl dumpable".into())?;
         // If the runtime dies during setup, so do we (cleared once we are set up).
         nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).ctx(|| "set pdeathsig".into())?;
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.sigmask), None)
@@ -99,6 +104,9 @@ impl Init<'_> {
         record.pid = host_pid;
         let state_json = serde_json::to_vec(&record.oci_state(crate::state::Status::Created)).unwrap_or_default();
         self.enter_namespaces()?;
+        if self.new_keyring {
+            crate::lsm::join_session_keyring(&self.record.id)?;
+        }
         self.set_identity()?;
         let rfs = Rootfs::open(s, &self.rootfs, self.plan.new_user, self.plan.new_cgroup, self.cgroup)?;
         rfs.mount_all()?;
@@ -125,6 +133,7 @@ impl Init<'_> {
         self.wait_cgroup()?;
         self.chan.send(&FromInit::Ready)?;
         self.wait_start()?;
+        crate::lsm::apparmor_on_exec(p.apparmor_profile().as_deref())?;
         hooks::run_all(
             Kind::StartContainer,
             hooks.and_then(|h| h.start_container().as_deref()).unwrap_or(&[]),
@@ -136,6 +145,7 @@ impl Init<'_> {
             seccomp: self.seccomp,
             setgroups_denied: false,
             preserve_fds: self.preserve_fds,
+            trampoline: self.trampoline.as_ref(),
         })
     }
 

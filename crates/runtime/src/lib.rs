@@ -12,6 +12,7 @@ pub mod exec;
 pub mod hooks;
 pub mod init;
 pub mod inroot;
+pub mod lsm;
 pub mod mount;
 pub mod namespaces;
 pub mod process;
@@ -19,5 +20,6 @@ pub mod rootfs;
 pub mod seccomp;
 pub mod spec;
 pub mod state;
+pub mod trampoline;
 
 pub use error::{Error, Result};

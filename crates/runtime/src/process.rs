@@ -212,6 +212,8 @@ pub struct Final<'a> {
     pub seccomp: Option<&'a Filter>,
     pub setgroups_denied: bool,
     pub preserve_fds: i32,
+    /// The sealed exec trampoline (CVE-2019-5736); `None` execs the program directly.
+    pub trampoline: Option<&'a std::os::fd::OwnedFd>,
 }
 
 impl Final<'_> {
@@ -248,6 +250,9 @@ impl Final<'_> {
             }
         }
         cloexec_from(3 + self.preserve_fds);
+        if let Some(t) = self.trampoline {
+            return Err(crate::trampoline::exec(t, &prog, &argv, &envp));
+        }
         let e = nix::unistd::execve(&prog, &argv, &envp).unwrap_err();
         Err(Error::Init(format!("exec {}: {e}", self.program.display())))
     }
