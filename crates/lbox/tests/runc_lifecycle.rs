@@ -311,3 +311,41 @@ fn proc_self_exe_never_reaches_the_host_binary() {
     let b = bundle("cve5736b", &["readlink", "/proc/self/exe"]);
     assert_eq!(stdout(&b.run()), "/bin/busybox\n");
 }
+
+#[test]
+fn foreground_run_with_a_terminal_relays_the_pty() {
+    // runc's default spec asks for a terminal: a foreground run then holds the pty itself.
+    let b = bundle(
+        "tty",
+        &["sh", "-c", "tty; echo size $(stty size); read x; echo got:$x; exit 4"],
+    );
+    b.edit(|s| s["process"]["terminal"] = Value::Bool(true));
+    let cmd = format!(
+        "stty cols 100 rows 30; {} runtime --root {} run --bundle {} {}; echo rc=$?",
+        common::lbox().display(),
+        b.root().display(),
+        b.dir().display(),
+        b.id
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    use std::io::Write;
+    child.stdin.as_mut().unwrap().write_all(b"hello\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    for want in ["/dev/pts/0", "size 30 100", "got:hello", "rc=4"] {
+        assert!(text.contains(want), "missing {want:?} in {text:?}");
+    }
+    // Detached with a terminal needs a console socket.
+    let out = b.runc(&["run", "-d", "--bundle", b.dir().to_str().unwrap(), &b.id]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("console-socket"),
+        "{}",
+        stderr(&out)
+    );
+}

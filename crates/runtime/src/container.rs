@@ -28,12 +28,16 @@ pub struct CreateOpts {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: i32,
+    /// Foreground `run` without a console socket: the runtime holds the terminal itself.
+    pub own_console: bool,
 }
 
 /// A container whose init is set up and waiting to be started.
 pub struct Created {
     pub record: Record,
     chan: channel::End,
+    /// With `own_console`: where the init sends its pty master.
+    pub console: Option<UnixStream>,
 }
 
 fn bad_state(id: &str, status: Status, what: &str) -> Error {
@@ -84,7 +88,7 @@ pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
     let bundle = Bundle::load(&o.bundle)?;
     let process = bundle.process()?.clone();
     let terminal = process.terminal() == Some(true);
-    if terminal && o.console_socket.is_none() {
+    if terminal && o.console_socket.is_none() && !o.own_console {
         return Err(Error::Invalid("the process wants a terminal (process.terminal=true) but no --console-socket was given; pass one, or set terminal to false".into()));
     }
     if !terminal && o.console_socket.is_some() {
@@ -121,12 +125,18 @@ pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
         } else {
             None
         };
+        let mut console_rx = None;
         let console: Option<OwnedFd> = match &o.console_socket {
             Some(p) => Some(
                 UnixStream::connect(p)
                     .ctx(|| format!("connect to console socket {}", p.display()))?
                     .into(),
             ),
+            None if terminal => {
+                let (ours, theirs) = UnixStream::pair().ctx(|| "socket pair for the terminal".into())?;
+                console_rx = Some(ours);
+                Some(theirs.into())
+            }
             None => None,
         };
         let (parent_end, child_end) = channel::pair()?;
@@ -232,6 +242,7 @@ pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
         Ok(Created {
             record: record.clone(),
             chan: parent_end,
+            console: console_rx,
         })
     })();
     match made {

@@ -21,5 +21,6 @@ pub mod seccomp;
 pub mod spec;
 pub mod state;
 pub mod trampoline;
+pub mod tty;
 
 pub use error::{Error, Result};

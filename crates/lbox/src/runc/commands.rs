@@ -100,11 +100,12 @@ fn create_opts(a: &cli::CreateArgs) -> Result<CreateOpts> {
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
+        own_console: false,
     })
 }
 
 fn run(store: &Store, a: &cli::RunArgs) -> Result<i32> {
-    let opts = create_opts(&a.create)?;
+    let mut opts = create_opts(&a.create)?;
     if a.detach {
         let c = container::create(store, &opts, false)?;
         c.start()?;
@@ -114,12 +115,18 @@ fn run(store: &Store, a: &cli::RunArgs) -> Result<i32> {
     // cannot be missed (the SIGCHLD stays pending until we wait for it).
     let set = container::forwarded_signals();
     set.thread_block().context("block signals")?;
+    opts.own_console = opts.console_socket.is_none();
     let c = container::create(store, &opts, false)?;
     let pid = c.record.pid;
+    let master = match &c.console {
+        Some(sock) => Some(runtime::tty::receive_master(sock)),
+        None => None,
+    };
     let started = c.start();
-    let code = match started {
-        Ok(()) => container::wait_foreground(pid),
-        Err(e) => Err(e),
+    let code = match (started, master) {
+        (Err(e), _) | (Ok(()), Some(Err(e))) => Err(e),
+        (Ok(()), Some(Ok(m))) => runtime::tty::relay(m, pid),
+        (Ok(()), None) => container::wait_foreground(pid),
     };
     let cleanup = container::destroy(store, &c.record);
     let code = code?;
