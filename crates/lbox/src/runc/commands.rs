@@ -118,10 +118,7 @@ fn run(store: &Store, a: &cli::RunArgs) -> Result<i32> {
     opts.own_console = opts.console_socket.is_none();
     let c = container::create(store, &opts, false)?;
     let pid = c.record.pid;
-    let master = match &c.console {
-        Some(sock) => Some(runtime::tty::receive_master(sock)),
-        None => None,
-    };
+    let master = c.console.as_ref().map(runtime::tty::receive_master);
     let started = c.start();
     let code = match (started, master) {
         (Err(e), _) | (Ok(()), Some(Err(e))) => Err(e),
