@@ -142,13 +142,8 @@ pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
         let (parent_end, child_end) = channel::pair()?;
         let trampoline = crate::trampoline::sealed()?;
         let hooks = bundle.spec.hooks().as_ref();
-        let prestart: Vec<_> = hooks
-            .map(|h| {
-                let mut v = h.prestart().clone().unwrap_or_default();
-                v.extend(h.create_runtime().clone().unwrap_or_default());
-                v
-            })
-            .unwrap_or_default();
+        let prestart = hooks.and_then(|h| h.prestart().clone()).unwrap_or_default();
+        let create_runtime = hooks.and_then(|h| h.create_runtime().clone()).unwrap_or_default();
         if let Some(p) = &plan.join_pid {
             namespaces::join(oci_spec::runtime::LinuxNamespaceType::Pid, p)?;
         }
@@ -189,11 +184,12 @@ pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
                 no_pivot: o.no_pivot,
                 preserve_fds: o.preserve_fds,
                 sigmask: oldmask,
-                parent_hooks: !prestart.is_empty(),
+                parent_hooks: !prestart.is_empty() || !create_runtime.is_empty(),
                 record: record.clone(),
                 cgroup_joined: std::cell::Cell::new(false),
                 new_keyring: !o.no_new_keyring,
                 trampoline: Some(trampoline),
+                start_fifo: std::cell::RefCell::new(None),
             };
             init.main();
         }
@@ -209,23 +205,24 @@ pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
             }
             // Let the init set up while we join it to its cgroup (a v1 attach waits for an RCU
             // grace period: milliseconds). It waits for CgroupJoined before anything that needs it.
-            parent_end.send(&ToInit::Go)?;
+            send_or_failure(&parent_end, &ToInit::Go)?;
             cgroup.add_pid(pid)?;
-            parent_end.send(&ToInit::CgroupJoined)?;
+            send_or_failure(&parent_end, &ToInit::CgroupJoined)?;
             loop {
                 match parent_end.recv::<FromInit>()? {
                     Some(FromInit::NeedMaps) => {
                         namespaces::write_id_maps(pid, &bundle.spec)?;
-                        parent_end.send(&ToInit::MapsDone)?;
+                        send_or_failure(&parent_end, &ToInit::MapsDone)?;
                     }
                     Some(FromInit::RunHooks) => {
                         let st = serde_json::to_vec(&record.oci_state(Status::Creating)).unwrap_or_default();
-                        hooks::run_all(Kind::CreateRuntime, &prestart, &st)?;
-                        parent_end.send(&ToInit::HooksDone)?;
+                        hooks::run_all(Kind::Prestart, &prestart, &st)?;
+                        hooks::run_all(Kind::CreateRuntime, &create_runtime, &st)?;
+                        send_or_failure(&parent_end, &ToInit::HooksDone)?;
                     }
                     Some(FromInit::Ready) => return Ok(()),
-                    Some(FromInit::Failed(msg)) => return Err(Error::Init(msg)),
-                    None => return Err(Error::Init("the container init exited during setup".into())),
+                    Some(FromInit::Failed(msg)) => return Err(Error::Container(msg)),
+                    None => return Err(Error::Container("the container init exited during setup".into())),
                 }
             }
         })();
@@ -255,6 +252,17 @@ pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
     }
 }
 
+/// Send to the init; if it is gone, report why it went (its Failed message) rather than EPIPE.
+fn send_or_failure(chan: &channel::End, msg: &ToInit) -> Result<()> {
+    match chan.send(msg) {
+        Ok(()) => Ok(()),
+        Err(e) => match chan.recv::<FromInit>() {
+            Ok(Some(FromInit::Failed(m))) => Err(Error::Container(m)),
+            _ => Err(e),
+        },
+    }
+}
+
 fn poststart(rec: &Record) {
     let hooks = rec
         .hooks
@@ -279,8 +287,8 @@ impl Created {
                 poststart(&self.record);
                 Ok(())
             }
-            Some(FromInit::Failed(msg)) => Err(Error::Init(msg)),
-            Some(m) => Err(Error::Init(format!("unexpected message {m:?}"))),
+            Some(FromInit::Failed(msg)) => Err(Error::Container(msg)),
+            Some(m) => Err(Error::Container(format!("unexpected message {m:?}"))),
         }
     }
 }
@@ -298,13 +306,17 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(&fifo)
         .ctx(|| format!("open exec fifo of {id}"))?;
-    let mut byte = [0u8; 1];
+    // The init writes "0" when released, then holds the fifo open until its exec closes it, or
+    // writes "F<error>" and exits: read to end-of-file to know which.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
     loop {
-        match nix::unistd::read(f.as_fd(), &mut byte) {
-            Ok(1) => break,
+        match nix::unistd::read(f.as_fd(), &mut buf) {
+            Ok(0) if !got.is_empty() => break,
+            Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
             Ok(_) | Err(nix::Error::EAGAIN) => {
-                if !state::pid_alive(rec.pid, rec.pid_start) {
-                    return Err(Error::Init(format!(
+                if got.is_empty() && !state::pid_alive(rec.pid, rec.pid_start) {
+                    return Err(Error::Container(format!(
                         "container {id}'s init exited before it could be started"
                     )));
                 }
@@ -319,6 +331,10 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
                 })
             }
         }
+    }
+    if let Some(msg) = got.strip_prefix(b"0F") {
+        let _ = fs::remove_file(&fifo);
+        return Err(Error::Container(String::from_utf8_lossy(msg).into_owned()));
     }
     let _ = fs::remove_file(&fifo);
     poststart(&rec);

@@ -32,6 +32,9 @@ pub enum Error {
     Hook { kind: String, path: String, msg: String },
     #[error("container init: {0}")]
     Init(String),
+    /// An init failure as reported back by the init (already worded as "container init: ...").
+    #[error("{0}")]
+    Container(String),
     #[error("{0} is not supported by lbox-runc yet")]
     Unsupported(String),
 }

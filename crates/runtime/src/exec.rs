@@ -134,8 +134,8 @@ pub fn exec(store: &Store, o: &ExecOpts) -> Result<i32> {
         parent_end.send(&ToInit::Go)?;
         match parent_end.recv::<FromInit>()? {
             None => Ok(()),
-            Some(FromInit::Failed(m)) => Err(Error::Init(m)),
-            Some(m) => Err(Error::Init(format!("unexpected message {m:?}"))),
+            Some(FromInit::Failed(m)) => Err(Error::Container(m)),
+            Some(m) => Err(Error::Container(format!("unexpected message {m:?}"))),
         }
     })();
     if let Err(e) = setup {

@@ -44,14 +44,24 @@ pub struct Init<'a> {
     pub cgroup_joined: std::cell::Cell<bool>,
     pub new_keyring: bool,
     pub trampoline: Option<OwnedFd>,
+    /// `create`: the exec fifo, held open until the exec closes it (close-on-exec), so that `start`
+    /// returns only once the program runs, or with the reason it did not.
+    pub start_fifo: std::cell::RefCell<Option<std::fs::File>>,
 }
 
 impl Init<'_> {
     /// Run the init; never returns. Failures are sent to the runtime, then the init exits.
     pub fn main(self) -> ! {
         let err = self.steps();
-        let _ = self.chan.send(&FromInit::Failed(err.to_string()));
-        eprintln!("lbox-runc init: {err}");
+        // Whoever is waiting gets the error: the runtime during setup, `start` after it (through
+        // the exec fifo). Only when nobody listens does it go to stderr.
+        let via_fifo = self.start_fifo.borrow_mut().take().is_some_and(|mut f| {
+            use std::io::Write;
+            f.write_all(format!("F{err}").as_bytes()).is_ok()
+        });
+        if !via_fifo && self.chan.send(&FromInit::Failed(err.to_string())).is_err() {
+            eprintln!("lbox-runc: container init: {err}");
+        }
         unsafe { libc::_exit(1) }
     }
 
@@ -116,12 +126,21 @@ impl Init<'_> {
             self.wait_for(ToInit::HooksDone)?;
         }
         let hooks = s.hooks().as_ref();
+        if hooks
+            .and_then(|h| h.create_container().as_ref())
+            .is_some_and(|v| !v.is_empty())
+        {
+            // The hooks' processes must be in the container's cgroup too.
+            self.wait_cgroup()?;
+        }
         hooks::run_all(
             Kind::CreateContainer,
             hooks.and_then(|h| h.create_container().as_deref()).unwrap_or(&[]),
             &state_json,
         )?;
         rootfs::enter(&self.rootfs, self.no_pivot)?;
+        // A missing cwd is made now, as root and before the root may turn read-only.
+        crate::inroot::Root::open(std::path::Path::new("/"))?.mkdir_all(p.cwd(), 0o755)?;
         self.setup_terminal(p)?;
         rootfs::sysctls(s)?;
         rootfs::finalize(s)?;
@@ -252,6 +271,7 @@ impl Init<'_> {
                     .ctx(|| "open the exec fifo".into())?;
                 use std::io::Write;
                 (&f).write_all(b"0").ctx(|| "write the exec fifo".into())?;
+                *self.start_fifo.borrow_mut() = Some(f);
                 Ok(())
             }
         }

@@ -41,8 +41,11 @@ fn resource(t: PosixRlimitType) -> Option<Resource> {
 
 pub fn rlimits(p: &Process) -> Result<()> {
     for r in p.rlimits().iter().flatten() {
-        let res =
-            resource(r.typ()).ok_or_else(|| Error::Init(format!("rlimit {:?} is not known on Linux", r.typ())))?;
+        let name = serde_json::to_value(r.typ())
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let res = resource(r.typ()).ok_or_else(|| Error::Init(format!("rlimit {name} is not known on Linux")))?;
         setrlimit(res, r.soft(), r.hard()).map_err(|e| {
             let hint = if e == nix::Error::EPERM {
                 " (raising a hard limit needs CAP_SYS_RESOURCE on the host)"
@@ -50,8 +53,7 @@ pub fn rlimits(p: &Process) -> Result<()> {
                 ""
             };
             Error::Init(format!(
-                "set rlimit {:?} to soft={} hard={}: {e}{hint}",
-                r.typ(),
+                "set rlimit {name} to soft={} hard={}: {e}{hint}",
                 r.soft(),
                 r.hard()
             ))

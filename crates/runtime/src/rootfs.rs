@@ -511,9 +511,14 @@ pub fn finalize(spec: &Spec) -> Result<()> {
         mask_path(p)?;
     }
     if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
-        let locked = nix::sys::statvfs::statvfs("/")
-            .map(|_| MsFlags::empty())
-            .unwrap_or(MsFlags::empty());
+        let root = nix::fcntl::open(
+            "/",
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| "open /".into())?;
+        // In a user namespace the kernel locks nosuid/nodev/noexec: a remount must keep them.
+        let locked = locked_flags(&root);
         do_mount(
             None,
             "/",

@@ -56,7 +56,7 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
             container::start(&store, &a.id)?;
             Ok(0)
         }
-        Command::Run(a) => run(&store, a),
+        Command::Run(a) => run(&store, a, cli.debug),
         Command::State(a) => state(&store, &a.id),
         Command::Kill(a) => {
             let sig = container::parse_signal(a.signal.as_deref().unwrap_or("SIGTERM"))?;
@@ -104,7 +104,7 @@ fn create_opts(a: &cli::CreateArgs) -> Result<CreateOpts> {
     })
 }
 
-fn run(store: &Store, a: &cli::RunArgs) -> Result<i32> {
+fn run(store: &Store, a: &cli::RunArgs, debug: bool) -> Result<i32> {
     let mut opts = create_opts(&a.create)?;
     if a.detach {
         let c = container::create(store, &opts, false)?;
@@ -116,7 +116,9 @@ fn run(store: &Store, a: &cli::RunArgs) -> Result<i32> {
     let set = container::forwarded_signals();
     set.thread_block().context("block signals")?;
     opts.own_console = opts.console_socket.is_none();
+    let t0 = std::time::Instant::now();
     let c = container::create(store, &opts, false)?;
+    let t1 = t0.elapsed();
     let pid = c.record.pid;
     let master = c.console.as_ref().map(runtime::tty::receive_master);
     let started = c.start();
@@ -125,7 +127,16 @@ fn run(store: &Store, a: &cli::RunArgs) -> Result<i32> {
         (Ok(()), Some(Ok(m))) => runtime::tty::relay(m, pid),
         (Ok(()), None) => container::wait_foreground(pid),
     };
+    let t2 = t0.elapsed();
     let cleanup = container::destroy(store, &c.record);
+    if std::env::var_os("LBOX_TIMING").is_some() {
+        eprintln!(
+            "create {:?} start+wait {:?} destroy {:?}",
+            t1,
+            t2 - t1,
+            t0.elapsed() - t2
+        );
+    }
     let code = code?;
     cleanup?;
     Ok(code)
