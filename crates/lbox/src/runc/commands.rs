@@ -129,10 +129,9 @@ fn run(store: &Store, a: &cli::RunArgs, debug: bool) -> Result<i32> {
     };
     let t2 = t0.elapsed();
     let cleanup = container::destroy(store, &c.record);
-    if std::env::var_os("LBOX_TIMING").is_some() {
+    if debug {
         eprintln!(
-            "create {:?} start+wait {:?} destroy {:?}",
-            t1,
+            "lbox-runc: debug: create {t1:?}, start+wait {:?}, destroy {:?}",
             t2 - t1,
             t0.elapsed() - t2
         );
