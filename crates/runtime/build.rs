@@ -11,9 +11,21 @@ fn main() {
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     let mut cmd = Command::new(&cc);
-    cmd.args(["-static", "-Os", "-s", "-fno-stack-protector", "-fno-asynchronous-unwind-tables"]);
+    cmd.args([
+        "-static",
+        "-Os",
+        "-s",
+        "-fno-stack-protector",
+        "-fno-asynchronous-unwind-tables",
+    ]);
     if arch == "x86_64" || arch == "aarch64" {
-        cmd.args(["-DLBOX_NOLIBC", "-nostdlib", "-nostartfiles", "-fno-builtin", "-Wl,--build-id=none"]);
+        cmd.args([
+            "-DLBOX_NOLIBC",
+            "-nostdlib",
+            "-nostartfiles",
+            "-fno-builtin",
+            "-Wl,--build-id=none",
+        ]);
     }
     let status = cmd
         .arg("-o")
@@ -21,5 +33,8 @@ fn main() {
         .arg(src)
         .status()
         .unwrap_or_else(|e| panic!("cannot run the C compiler {cc:?} to build the exec trampoline: {e}"));
-    assert!(status.success(), "building the exec trampoline with {cc} failed (is libc6-dev installed?)");
+    assert!(
+        status.success(),
+        "building the exec trampoline with {cc} failed (is libc6-dev installed?)"
+    );
 }

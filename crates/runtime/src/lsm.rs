@@ -29,6 +29,35 @@ pub fn warn_unsupported(spec: &Spec) {
     if selinux {
         eprintln!("lbox-runc: warning: SELinux labels ignored: lbox-runc does not apply SELinux labels yet");
     }
+    let mut ignored = Vec::new();
+    if let Some(p) = p {
+        if p.io_priority().is_some() {
+            ignored.push("process.ioPriority");
+        }
+        if p.scheduler().is_some() {
+            ignored.push("process.scheduler");
+        }
+        if p.exec_cpu_affinity().is_some() {
+            ignored.push("process.execCPUAffinity");
+        }
+    }
+    if let Some(l) = spec.linux() {
+        if l.personality().is_some() {
+            ignored.push("linux.personality");
+        }
+        if l.intel_rdt().is_some() {
+            ignored.push("linux.intelRdt");
+        }
+        if l.memory_policy().is_some() {
+            ignored.push("linux.memoryPolicy");
+        }
+        if l.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+            ignored.push("linux.netDevices");
+        }
+    }
+    for field in ignored {
+        eprintln!("lbox-runc: warning: {field} is not supported yet and was ignored");
+    }
 }
 
 /// Ask AppArmor to confine our next exec with the profile (the user's program, not the runtime).

@@ -145,6 +145,12 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
             }
         }
     }
+    if notify {
+        // Without a listener the notified syscalls would block forever: refuse rather than hang.
+        return Err(Error::Unsupported(
+            "seccomp action SCMP_ACT_NOTIFY (linux.seccomp.listenerPath)".into(),
+        ));
+    }
     Ok(Filter { ctx, notify })
 }
 

@@ -73,6 +73,10 @@ fn limit(v: i64) -> String {
 }
 
 pub fn apply(dir: &Path, res: &LinuxResources) -> Result<()> {
+    if res.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        // v2 filters devices with an eBPF program, which lbox-runc does not load yet.
+        eprintln!("lbox-runc: warning: device cgroup rules are not enforced on cgroup v2 yet");
+    }
     if let Some(m) = res.memory() {
         if let Some(l) = m.limit() {
             set(dir, "memory.max", &limit(l))?;
