@@ -216,26 +216,7 @@ impl<'a> Rootfs<'a> {
                     "mount cgroup2",
                 )?;
             } else {
-                let d = dir.to_string_lossy();
-                do_mount(
-                    Some(&d),
-                    &fd_path(&t),
-                    None,
-                    MsFlags::MS_BIND | MsFlags::MS_REC,
-                    None,
-                    "bind the container's cgroup",
-                )?;
-                if opts.flags.contains(MsFlags::MS_RDONLY) {
-                    let t2 = self.target(dest, false)?;
-                    do_mount(
-                        None,
-                        &fd_path(&t2),
-                        None,
-                        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags,
-                        None,
-                        "remount cgroup ro",
-                    )?;
-                }
+                self.bind_cgroup_dir(dir, dest, opts.flags.contains(MsFlags::MS_RDONLY), flags)?;
             }
             return Ok(());
         }
@@ -270,26 +251,7 @@ impl<'a> Rootfs<'a> {
                     &format!("mount cgroup {name}"),
                 )?;
             } else {
-                let d = dir.to_string_lossy();
-                do_mount(
-                    Some(&d),
-                    &fd_path(&st),
-                    None,
-                    MsFlags::MS_BIND,
-                    None,
-                    &format!("bind cgroup {name}"),
-                )?;
-                if opts.flags.contains(MsFlags::MS_RDONLY) {
-                    let st2 = self.target(&sub, false)?;
-                    do_mount(
-                        None,
-                        &fd_path(&st2),
-                        None,
-                        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags,
-                        None,
-                        &format!("remount cgroup {name} ro"),
-                    )?;
-                }
+                self.bind_cgroup_dir(dir, &sub, opts.flags.contains(MsFlags::MS_RDONLY), flags)?;
             }
             if h.controllers.len() > 1 {
                 for c in &h.controllers {
@@ -307,6 +269,34 @@ impl<'a> Rootfs<'a> {
                 MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags,
                 Some("mode=755"),
                 "remount cgroup tmpfs ro",
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Show the container's own cgroup directory at `dest` (no cgroup namespace: the host's path).
+    fn bind_cgroup_dir(&self, dir: &Path, dest: &Path, readonly: bool, flags: MsFlags) -> Result<()> {
+        let t = self.target(dest, false)?;
+        let d = dir.to_string_lossy();
+        let what = format!("bind cgroup {d} on {}", dest.display());
+        do_mount(
+            Some(&d),
+            &fd_path(&t),
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+            &what,
+        )?;
+        if readonly {
+            let t2 = self.target(dest, false)?;
+            let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags;
+            do_mount(
+                None,
+                &fd_path(&t2),
+                None,
+                ro,
+                None,
+                &format!("remount {} read-only", dest.display()),
             )?;
         }
         Ok(())

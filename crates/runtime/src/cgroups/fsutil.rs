@@ -41,3 +41,20 @@ pub fn read_kv(path: &Path) -> std::collections::BTreeMap<String, u64> {
         })
         .collect()
 }
+
+/// Poll until `done()` holds (freezer transitions are asynchronous), for at most 10 s.
+pub fn wait_until(dir: &Path, what: &str, mut done: impl FnMut() -> Result<bool>) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if done()? {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(Error::Cgroup {
+                path: dir.display().to_string(),
+                msg: format!("did not reach {what} in 10s"),
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}

@@ -2,7 +2,6 @@
 
 use std::fs;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
 
@@ -217,18 +216,8 @@ pub fn device_rule(r: &LinuxDeviceCgroup) -> String {
 
 pub fn freeze(dir: &Path, frozen: bool) -> Result<()> {
     let want = if frozen { "FROZEN" } else { "THAWED" };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    super::fsutil::wait_until(dir, want, || {
         write_file(&dir.join("freezer.state"), want)?;
-        if read_trim(&dir.join("freezer.state"))? == want {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(Error::Cgroup {
-                path: dir.display().to_string(),
-                msg: format!("did not reach {want} in 10s"),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
+        Ok(read_trim(&dir.join("freezer.state"))? == want)
+    })
 }

@@ -2,7 +2,6 @@
 
 use std::fs;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use oci_spec::runtime::LinuxResources;
 
@@ -170,20 +169,12 @@ pub fn apply(dir: &Path, res: &LinuxResources) -> Result<()> {
 pub fn freeze(dir: &Path, frozen: bool) -> Result<()> {
     set(dir, "cgroup.freeze", if frozen { "1" } else { "0" })?;
     let want = if frozen { "frozen 1" } else { "frozen 0" };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let events = fs::read_to_string(dir.join("cgroup.events")).unwrap_or_default();
-        if events.lines().any(|l| l == want) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(Error::Cgroup {
-                path: dir.display().to_string(),
-                msg: format!("did not reach {want} in 10s"),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    super::fsutil::wait_until(dir, want, || {
+        Ok(fs::read_to_string(dir.join("cgroup.events"))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l == want))
+    })
 }
 
 #[cfg(test)]
