@@ -9,7 +9,12 @@ use std::time::{Duration, Instant};
 
 use common::{bundle, stderr, stdout};
 
+/// podman instances share their lock memory (/dev/shm/libpod_lock) whatever their --root: two at
+/// once trip over each other's locks. The podman tests take turns.
+static PODMAN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 struct Podman {
+    _turn: std::sync::MutexGuard<'static, ()>,
     _b: common::Bundle,
     dir: PathBuf,
     runtime: PathBuf,
@@ -59,6 +64,7 @@ fn setup(name: &str) -> (common::Bundle, PathBuf, PathBuf) {
 
 impl Podman {
     fn new(name: &str) -> Self {
+        let turn = PODMAN.lock().unwrap_or_else(|e| e.into_inner());
         let (b, tar, runtime) = setup(name);
         let dir = b.tmp.path().join("podman");
         std::fs::create_dir_all(&dir).expect("mkdir");
@@ -67,7 +73,12 @@ impl Podman {
             "[containers]\ndefault_ulimits=[\"nofile=1024:1024\",\"nproc=1000:1000\"]\n[engine]\nruntime=\"runc\"\ncgroup_manager=\"cgroupfs\"\nevents_logger=\"file\"\n",
         )
         .expect("conf");
-        let p = Podman { _b: b, dir, runtime };
+        let p = Podman {
+            _turn: turn,
+            _b: b,
+            dir,
+            runtime,
+        };
         let out = p.run(&["import", tar.to_str().expect("utf8"), "localhost/lbox-busybox:latest"]);
         assert!(out.status.success(), "podman import: {}", stderr(&out));
         p
@@ -144,7 +155,9 @@ fn podman_runs_containers_with_lbox_runc() {
 fn podman_interactive_tty() {
     let p = Podman::new("podmantty");
     let mut c = p.cmd();
-    c.args(["run", "--rm", "-it", IMG, "sh", "-c", "tty; echo tty-ok"]);
+    // podman attaches while the container already runs and may miss its first output (runc too:
+    // 1 run in 15 here), so the container waits a moment before it speaks.
+    c.args(["run", "--rm", "-it", IMG, "sh", "-c", "sleep 0.5; tty; echo tty-ok"]);
     // script(1) gives podman a real terminal to attach to.
     let line = format!("{:?}", c).replace('"', "");
     let out = sh(Command::new("script").args(["-qec", &line, "/dev/null"]));
