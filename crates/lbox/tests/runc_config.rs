@@ -1082,3 +1082,27 @@ fn no_pivot_run() {
         "the rootfs is /"
     );
 }
+
+#[test]
+fn personality_and_io_priority() {
+    let b = sh(
+        "pers",
+        "uname -m; cat /proc/self/personality 2>/dev/null; ionice 2>/dev/null || true",
+    );
+    b.edit(|s| {
+        s["linux"]["personality"] = json!({"domain": "LINUX32"});
+        s["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0});
+    });
+    let out = run_ok(&b);
+    // The LINUX32 domain makes uname report a 32-bit machine.
+    assert!(
+        out.lines()
+            .next()
+            .is_some_and(|m| m == "i686" || m == "armv8l" || m == "armv7l"),
+        "{out}"
+    );
+    let b = sh("iop", "echo ok");
+    b.edit(|s| s["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 9}));
+    let err = assert_failed_cleanly(&b, &b.run());
+    assert!(err.contains("ioPriority"), "{err}");
+}

@@ -201,6 +201,7 @@ impl Child<'_> {
                 }
             }
             process::rlimits(p)?;
+            process::io_priority(p)?;
             crate::lsm::apparmor_on_exec(p.apparmor_profile().as_deref())?;
             let env = process::environment(p);
             let program = process::lookup(&p.args().as_deref().unwrap_or(&[])[0], &env)?;

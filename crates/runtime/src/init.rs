@@ -145,6 +145,8 @@ impl Init<'_> {
         rootfs::sysctls(s)?;
         rootfs::finalize(s)?;
         process::rlimits(p)?;
+        process::io_priority(p)?;
+        process::personality(s)?;
         self.oom_score_adj(p)?;
         let env = process::environment(p);
         let program = process::lookup(&p.args().as_deref().unwrap_or(&[])[0], &env)?;

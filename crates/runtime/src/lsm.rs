@@ -31,9 +31,6 @@ pub fn warn_unsupported(spec: &Spec) {
     }
     let mut ignored = Vec::new();
     if let Some(p) = p {
-        if p.io_priority().is_some() {
-            ignored.push("process.ioPriority");
-        }
         if p.scheduler().is_some() {
             ignored.push("process.scheduler");
         }
@@ -42,9 +39,6 @@ pub fn warn_unsupported(spec: &Spec) {
         }
     }
     if let Some(l) = spec.linux() {
-        if l.personality().is_some() {
-            ignored.push("linux.personality");
-        }
         if l.intel_rdt().is_some() {
             ignored.push("linux.intelRdt");
         }

@@ -62,6 +62,51 @@ pub fn rlimits(p: &Process) -> Result<()> {
     Ok(())
 }
 
+/// process.ioPriority with ioprio_set(2).
+pub fn io_priority(p: &Process) -> Result<()> {
+    use oci_spec::runtime::IOPriorityClass as C;
+    let Some(io) = p.io_priority() else { return Ok(()) };
+    let class: i64 = match io.class() {
+        C::IoprioClassRt => 1,
+        C::IoprioClassBe => 2,
+        C::IoprioClassIdle => 3,
+    };
+    if !(0..8).contains(&io.priority()) {
+        return Err(Error::Init(format!(
+            "process.ioPriority.priority {} is out of range 0-7",
+            io.priority()
+        )));
+    }
+    const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+    let value = (class << 13) | io.priority();
+    if unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, value) } != 0 {
+        return Err(Error::Init(format!(
+            "set io priority: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(())
+}
+
+/// linux.personality: the execution domain (LINUX or LINUX32) survives exec.
+pub fn personality(spec: &oci_spec::runtime::Spec) -> Result<()> {
+    use oci_spec::runtime::LinuxPersonalityDomain as D;
+    let Some(pers) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) else {
+        return Ok(());
+    };
+    let domain: libc::c_ulong = match pers.domain() {
+        D::PerLinux => 0x0000,
+        D::PerLinux32 => 0x0008,
+    };
+    if unsafe { libc::personality(domain) } == -1 {
+        return Err(Error::Init(format!(
+            "set personality: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(())
+}
+
 pub fn oom_score_adj(p: &Process) -> Result<()> {
     if let Some(adj) = p.oom_score_adj() {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string()).ctx(|| format!("set oom_score_adj {adj}"))?;
