@@ -44,7 +44,8 @@ fn sh(cmd: &mut Command) -> Output {
     out
 }
 
-/// A busybox image tarball and a symlink named lbox-runc.
+/// A busybox image tarball and a symlink named lbox-runc. (The podman config below gives containers
+/// no network: podman's own bridge would add rules to the host's firewall.)
 fn setup(name: &str) -> (common::Bundle, PathBuf, PathBuf) {
     let b = bundle(name, &["true"]);
     let tar = b.tmp.path().join("busybox.tar");
@@ -70,7 +71,7 @@ impl Podman {
         std::fs::create_dir_all(&dir).expect("mkdir");
         std::fs::write(
             dir.join("containers.conf"),
-            "[containers]\ndefault_ulimits=[\"nofile=1024:1024\",\"nproc=1000:1000\"]\n[engine]\nruntime=\"runc\"\ncgroup_manager=\"cgroupfs\"\nevents_logger=\"file\"\n",
+            "[containers]\nnetns=\"none\"\ndefault_ulimits=[\"nofile=1024:1024\",\"nproc=1000:1000\"]\n[engine]\nruntime=\"runc\"\ncgroup_manager=\"cgroupfs\"\nevents_logger=\"file\"\n",
         )
         .expect("conf");
         let p = Podman {
