@@ -1106,3 +1106,40 @@ fn personality_and_io_priority() {
     let err = assert_failed_cleanly(&b, &b.run());
     assert!(err.contains("ioPriority"), "{err}");
 }
+
+#[test]
+fn security_labels_are_ignored_with_a_warning() {
+    // Neither AppArmor nor SELinux runs on the test hosts: the labels must not stop the container.
+    let b = sh("labels", "echo ran");
+    b.edit(|s| {
+        s["process"]["apparmorProfile"] = json!("lbox-test-profile");
+        s["process"]["selinuxLabel"] = json!("system_u:system_r:container_t:s0");
+    });
+    let out = b.run();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "ran\n");
+    let err = stderr(&out);
+    if !Path::new("/sys/module/apparmor/parameters/enabled").exists() {
+        assert!(err.contains("apparmorProfile ignored"), "{err}");
+    }
+    assert!(err.contains("SELinux labels ignored"), "{err}");
+}
+
+#[test]
+fn rootfs_propagation_is_applied() {
+    let b = sh("prop", "awk '$5 == \"/\"' /proc/self/mountinfo");
+    b.edit(|s| s["linux"]["rootfsPropagation"] = json!("shared"));
+    let out = run_ok(&b);
+    assert!(out.contains("shared:"), "root mount not shared: {out}");
+    let b = sh("prop2", "awk '$5 == \"/\"' /proc/self/mountinfo");
+    b.edit(|s| s["linux"]["rootfsPropagation"] = json!("private"));
+    let out = run_ok(&b);
+    assert!(
+        !out.contains("shared:") && !out.contains("master:"),
+        "root mount not private: {out}"
+    );
+    let b = sh("prop3", "true");
+    b.edit(|s| s["linux"]["rootfsPropagation"] = json!("sideways"));
+    let err = assert_failed_cleanly(&b, &b.run());
+    assert!(err.contains("linux.rootfsPropagation"), "{err}");
+}
