@@ -1143,3 +1143,44 @@ fn rootfs_propagation_is_applied() {
     let err = assert_failed_cleanly(&b, &b.run());
     assert!(err.contains("linux.rootfsPropagation"), "{err}");
 }
+
+#[test]
+fn events_reports_stats_and_oom_kills() {
+    let b = sh("oom", "sleep 1; tail /dev/zero; sleep 1000");
+    b.edit(|s| s["linux"]["resources"]["memory"] = json!({"limit": 16 << 20, "swap": 16 << 20}));
+    let out = b.runc(&["run", "-d", "--bundle", path_str(&b.dir()), &b.id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = b.tmp.path().join("events.log");
+    let mut events = Command::new(common::lbox())
+        .args([
+            "runtime",
+            "--root",
+            path_str(&b.root()),
+            "events",
+            "--interval",
+            "500ms",
+            &b.id,
+        ])
+        .stdout(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("events");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut text = String::new();
+    while Instant::now() < deadline && !text.contains("\"oom\"") {
+        std::thread::sleep(Duration::from_millis(100));
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+    }
+    let _ = events.kill();
+    let _ = events.wait();
+    let lines: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(
+        lines
+            .iter()
+            .any(|e| e["type"] == "stats" && e["data"]["memory"]["usage"]["limit"] == 16 << 20),
+        "{text}"
+    );
+    assert!(
+        lines.iter().any(|e| e["type"] == "oom" && e["id"] == b.id.as_str()),
+        "no oom event: {text}"
+    );
+}

@@ -149,7 +149,13 @@ impl Init<'_> {
         process::personality(s)?;
         self.oom_score_adj(p)?;
         let env = process::environment(p);
-        let program = process::lookup(&p.args().as_deref().unwrap_or(&[])[0], &env)?;
+        let program = process::lookup(
+            p.args()
+                .as_deref()
+                .and_then(|a| a.first())
+                .ok_or_else(|| Error::Init("process.args is empty".into()))?,
+            &env,
+        )?;
         nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear pdeathsig".into())?;
         self.wait_cgroup()?;
         self.chan.send(&FromInit::Ready)?;

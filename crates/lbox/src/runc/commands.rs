@@ -387,20 +387,37 @@ fn parse_interval(s: &str) -> Result<Duration> {
 fn events(store: &Store, a: &cli::EventsArgs) -> Result<i32> {
     let interval = parse_interval(&a.interval)?;
     let rec = store.load(&a.id)?;
+    if a.stats {
+        if store.status(&rec) == Status::Stopped {
+            bail!("container {} is not running", a.id);
+        }
+        println!(
+            "{}",
+            serde_json::json!({"type": "stats", "id": a.id, "data": rec.cgroup.stats()})
+        );
+        return Ok(0);
+    }
+    // Stats every interval; OOM kills as soon as the counter moves (checked every 100 ms).
+    let tick = Duration::from_millis(100).min(interval);
+    let mut ooms = rec.cgroup.oom_kills();
+    let mut next_stats = std::time::Instant::now();
     loop {
-        let status = store.status(&rec);
-        if status == Status::Stopped {
-            if a.stats {
-                bail!("container {} is not running", a.id);
-            }
+        if store.status(&rec) == Status::Stopped {
             return Ok(0);
         }
-        let ev = serde_json::json!({"type": "stats", "id": a.id, "data": rec.cgroup.stats()});
-        println!("{ev}");
-        if a.stats {
-            return Ok(0);
+        let now = rec.cgroup.oom_kills();
+        if now > ooms {
+            println!("{}", serde_json::json!({"type": "oom", "id": a.id}));
+            ooms = now;
         }
-        std::thread::sleep(interval);
+        if std::time::Instant::now() >= next_stats {
+            println!(
+                "{}",
+                serde_json::json!({"type": "stats", "id": a.id, "data": rec.cgroup.stats()})
+            );
+            next_stats += interval;
+        }
+        std::thread::sleep(tick);
     }
 }
 

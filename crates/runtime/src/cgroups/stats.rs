@@ -69,6 +69,16 @@ fn read_limit(p: &std::path::Path) -> u64 {
 }
 
 impl CgroupPaths {
+    /// How many processes the OOM killer has killed in this cgroup so far.
+    pub fn oom_kills(&self) -> u64 {
+        let file = match (&self.unified, self.v1.get("memory")) {
+            (Some(d), _) => d.join("memory.events"),
+            (None, Some(d)) => d.join("memory.oom_control"),
+            (None, None) => return 0,
+        };
+        read_kv(&file).get("oom_kill").copied().unwrap_or(0)
+    }
+
     pub fn stats(&self) -> Stats {
         let mut s = Stats::default();
         if let Some(d) = &self.unified {
