@@ -1005,19 +1005,26 @@ fn preserve_fds_passes_fd_3() {
 
 /// Accept one connection and receive the one fd sent over it with SCM_RIGHTS.
 fn receive_fd(listener: &UnixListener) -> OwnedFd {
+    receive_fd_and_data(listener).0
+}
+
+/// Accept one connection; receive the fd sent with SCM_RIGHTS and the message that carried it.
+fn receive_fd_and_data(listener: &UnixListener) -> (OwnedFd, Vec<u8>) {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     let (stream, _) = listener.accept().expect("accept");
-    let mut buf = [0u8; 64];
+    let mut buf = vec![0u8; 64 * 1024];
     let mut iov = [IoSliceMut::new(&mut buf)];
     let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
     let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::empty()).expect("recvmsg");
+    let n = msg.bytes;
+    let mut fd = None;
     for c in msg.cmsgs().expect("cmsgs") {
         if let ControlMessageOwned::ScmRights(fds) = c {
             // Safety: the kernel just gave us this fd.
-            return unsafe { OwnedFd::from_raw_fd(fds[0]) };
+            fd = Some(unsafe { OwnedFd::from_raw_fd(fds[0]) });
         }
     }
-    panic!("no fd in the console socket message");
+    (fd.expect("no fd in the message"), buf[..n].to_vec())
 }
 
 /// Everything the terminal's other side writes until it is closed (EIO) or `limit` passes.
@@ -1183,4 +1190,58 @@ fn events_reports_stats_and_oom_kills() {
         lines.iter().any(|e| e["type"] == "oom" && e["id"] == b.id.as_str()),
         "no oom event: {text}"
     );
+}
+
+#[test]
+fn seccomp_notify_hands_the_listener_to_the_agent() {
+    // The agent decides: every mkdir gets EROFS, which no filesystem here would say.
+    let b = sh("notify", "mkdir /dev/shm/x; echo rc=$?");
+    let sock = b.tmp.path().join("agent.sock");
+    let listener = UnixListener::bind(&sock).expect("bind");
+    let id = b.id.clone();
+    b.edit(|s| {
+        s["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": sock,
+            "listenerMetadata": "agent-test",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+        });
+    });
+    let agent = std::thread::spawn(move || {
+        let (fd, data) = receive_fd_and_data(&listener);
+        let msg: Value = serde_json::from_slice(&data).expect("ContainerProcessState JSON");
+        let mut answered = 0;
+        while let Ok(req) = libseccomp::ScmpNotifReq::receive(fd.as_raw_fd()) {
+            let resp =
+                libseccomp::ScmpNotifResp::new_error(req.id, -libc::EROFS, libseccomp::ScmpNotifRespFlags::empty());
+            if resp.respond(fd.as_raw_fd()).is_ok() {
+                answered += 1;
+            }
+        }
+        (msg, answered)
+    });
+    let out = b.run();
+    let (msg, answered) = agent.join().expect("agent thread");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Read-only file system") || stdout(&out).contains("rc=1"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(answered >= 1, "the agent answered nothing");
+    assert_eq!(msg["fds"], json!(["seccompFd"]));
+    assert_eq!(msg["metadata"], "agent-test");
+    assert_eq!(msg["state"]["id"], id.as_str());
+    assert!(msg["pid"].as_u64().unwrap_or(0) > 0);
+}
+
+#[test]
+fn seccomp_notify_without_a_listener_is_refused() {
+    let b = sh("notify2", "true");
+    b.edit(|s| {
+        s["linux"]["seccomp"] =
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]});
+    });
+    let err = assert_failed_cleanly(&b, &b.run());
+    assert!(err.contains("listenerPath"), "{err}");
 }

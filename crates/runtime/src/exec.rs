@@ -104,6 +104,10 @@ pub fn exec(store: &Store, o: &ExecOpts) -> Result<i32> {
         .ctx(|| "block signals".into())?;
     let (parent_end, child_end) = channel::pair()?;
     let trampoline = crate::trampoline::sealed()?;
+    let agent = match &filter {
+        Some(f) => f.connect_agent(serde_json::to_value(rec.oci_state(status)).unwrap_or_default())?,
+        None => None,
+    };
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(Error::Sys {
@@ -122,6 +126,7 @@ pub fn exec(store: &Store, o: &ExecOpts) -> Result<i32> {
             oldmask,
             preserve_fds: o.preserve_fds,
             trampoline: &trampoline,
+            agent,
         }
         .run();
         let _ = child_end.send(&FromInit::Failed(err.to_string()));
@@ -162,6 +167,7 @@ struct Child<'a> {
     oldmask: SigSet,
     preserve_fds: i32,
     trampoline: &'a OwnedFd,
+    agent: Option<seccomp::Agent>,
 }
 
 impl Child<'_> {
@@ -175,6 +181,7 @@ impl Child<'_> {
             oldmask,
             preserve_fds,
             trampoline,
+            agent,
         } = self;
         let run = || -> Result<Final<'_>> {
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "set pdeathsig".into())?;
@@ -218,6 +225,7 @@ impl Child<'_> {
                 seccomp: filter,
                 setgroups_denied: false,
                 preserve_fds,
+                agent,
                 trampoline: Some(trampoline),
             })
         };

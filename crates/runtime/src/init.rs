@@ -138,6 +138,12 @@ impl Init<'_> {
             hooks.and_then(|h| h.create_container().as_deref()).unwrap_or(&[]),
             &state_json,
         )?;
+        let agent = match self.seccomp {
+            Some(f) => f.connect_agent(
+                serde_json::to_value(record.oci_state(crate::state::Status::Running)).unwrap_or_default(),
+            )?,
+            None => None,
+        };
         rootfs::enter(&self.rootfs, self.no_pivot)?;
         // A missing cwd is made now, as root and before the root may turn read-only.
         crate::inroot::Root::open(std::path::Path::new("/"))?.mkdir_all(p.cwd(), 0o755)?;
@@ -172,6 +178,7 @@ impl Init<'_> {
             seccomp: self.seccomp,
             setgroups_denied: false,
             preserve_fds: self.preserve_fds,
+            agent,
             trampoline: self.trampoline.as_ref(),
         })
     }

@@ -259,6 +259,8 @@ pub struct Final<'a> {
     pub seccomp: Option<&'a Filter>,
     pub setgroups_denied: bool,
     pub preserve_fds: i32,
+    /// The seccomp agent to hand the notification fd to (SCMP_ACT_NOTIFY).
+    pub agent: Option<crate::seccomp::Agent>,
     /// The sealed exec trampoline (CVE-2019-5736); `None` execs the program directly.
     pub trampoline: Option<&'a std::os::fd::OwnedFd>,
 }
@@ -284,7 +286,7 @@ impl Final<'_> {
         let nnp = p.no_new_privileges() == Some(true);
         if !nnp {
             if let Some(f) = self.seccomp {
-                f.load()?;
+                f.load_for(self.agent.as_ref())?;
             }
         }
         switch_user(p, self.setgroups_denied)?;
@@ -293,7 +295,7 @@ impl Final<'_> {
         no_new_privs(p)?;
         if nnp {
             if let Some(f) = self.seccomp {
-                f.load()?;
+                f.load_for(self.agent.as_ref())?;
             }
         }
         cloexec_from(3 + self.preserve_fds);

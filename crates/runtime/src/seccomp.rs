@@ -68,6 +68,62 @@ fn op(o: Op, value: u64, value_two: Option<u64>) -> ScmpCompareOp {
 pub struct Filter {
     ctx: ScmpFilterContext,
     pub notify: bool,
+    /// The seccomp agent's socket (linux.seccomp.listenerPath) and its metadata string.
+    pub listener: Option<std::path::PathBuf>,
+    pub metadata: String,
+}
+
+/// A connection to the seccomp agent, made while the host's paths are still visible, and what to
+/// tell it once the filter is loaded.
+pub struct Agent {
+    pub sock: std::os::unix::net::UnixStream,
+    /// The OCI state of the container, embedded in the ContainerProcessState message.
+    pub state: serde_json::Value,
+}
+
+impl Filter {
+    /// Connect to the agent if the profile has one (call before pivot_root / joining the mount ns).
+    pub fn connect_agent(&self, state: serde_json::Value) -> Result<Option<Agent>> {
+        match &self.listener {
+            Some(path) if self.notify => {
+                let sock = std::os::unix::net::UnixStream::connect(path)
+                    .map_err(|e| Error::Seccomp(format!("connect to the seccomp agent at {}: {e}", path.display())))?;
+                Ok(Some(Agent { sock, state }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Load the filter; with an agent, hand it the notification fd (SCM_RIGHTS) together with the
+    /// ContainerProcessState document of the runtime spec.
+    pub fn load_for(&self, agent: Option<&Agent>) -> Result<()> {
+        let fd = self.load()?;
+        let (Some(fd), Some(agent)) = (fd, agent) else {
+            return Ok(());
+        };
+        let msg = serde_json::json!({
+            "ociVersion": crate::state::OCI_VERSION,
+            "fds": ["seccompFd"],
+            "pid": std::process::id(),
+            "metadata": self.metadata,
+            "state": agent.state,
+        });
+        let data = serde_json::to_vec(&msg).map_err(|e| Error::Seccomp(format!("encode agent message: {e}")))?;
+        let fds = [fd];
+        let iov = [std::io::IoSlice::new(&data)];
+        let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
+        let sent = nix::sys::socket::sendmsg::<()>(
+            agent.sock.as_raw_fd(),
+            &iov,
+            &cmsg,
+            nix::sys::socket::MsgFlags::empty(),
+            None,
+        );
+        // The agent holds the listener now; our copy must not leak into the container.
+        unsafe { libc::close(fd) };
+        sent.map_err(|e| Error::Seccomp(format!("send the notification fd to the seccomp agent: {e}")))?;
+        Ok(())
+    }
 }
 
 pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
@@ -145,13 +201,24 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
             }
         }
     }
-    if notify {
+    let listener = s.listener_path().clone();
+    if notify && listener.is_none() {
         // Without a listener the notified syscalls would block forever: refuse rather than hang.
-        return Err(Error::Unsupported(
-            "seccomp action SCMP_ACT_NOTIFY (linux.seccomp.listenerPath)".into(),
+        return Err(Error::Seccomp(
+            "SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath (the agent that answers the notifications)".into(),
         ));
     }
-    Ok(Filter { ctx, notify })
+    if listener.as_ref().is_some_and(|p| !p.is_absolute()) {
+        return Err(Error::Seccomp(
+            "linux.seccomp.listenerPath must be an absolute path".into(),
+        ));
+    }
+    Ok(Filter {
+        ctx,
+        notify,
+        listener,
+        metadata: s.listener_metadata().clone().unwrap_or_default(),
+    })
 }
 
 impl Filter {
