@@ -97,8 +97,23 @@ impl Podman {
         c
     }
 
+    /// The cgroup parent podman puts our containers under (instead of its /libpod_parent), so the
+    /// test can remove it afterwards.
+    fn cgroup_parent() -> String {
+        format!("/lbox-it-podman-{}", std::process::id())
+    }
+
     fn run(&self, args: &[&str]) -> Output {
-        sh(self.cmd().args(args))
+        let mut c = self.cmd();
+        match args.split_first() {
+            Some((&"run", rest)) => c
+                .arg("run")
+                .arg("--cgroup-parent")
+                .arg(Self::cgroup_parent())
+                .args(rest),
+            _ => c.args(args),
+        };
+        sh(&mut c)
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -112,12 +127,32 @@ impl Drop for Podman {
     fn drop(&mut self) {
         let _ = self.run(&["rm", "-a", "-f", "-t", "0"]);
         let _ = self.run(&["system", "reset", "-f"]);
+        remove_cgroups(Self::cgroup_parent().trim_start_matches('/'));
         // podman's overlay storage leaves mounts under its root; undo them before the tempdir goes.
         let _ = Command::new("umount")
             .arg("-R")
             .arg(self.dir.join("storage/overlay"))
             .stderr(Stdio::null())
             .status();
+    }
+}
+
+/// Remove a cgroup tree of ours in every hierarchy, leaves first (rmdir fails on busy ones).
+fn remove_cgroups(name: &str) {
+    fn rm(dir: &Path) {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    rm(&e.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(dir);
+    }
+    if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+        for h in rd.flatten() {
+            rm(&h.path().join(name));
+        }
     }
 }
 
@@ -158,7 +193,18 @@ fn podman_interactive_tty() {
     let mut c = p.cmd();
     // podman attaches while the container already runs and may miss its first output (runc too:
     // 1 run in 15 here), so the container waits a moment before it speaks.
-    c.args(["run", "--rm", "-it", IMG, "sh", "-c", "sleep 0.5; tty; echo tty-ok"]);
+    let parent = Podman::cgroup_parent();
+    c.args([
+        "run",
+        "--cgroup-parent",
+        &parent,
+        "--rm",
+        "-it",
+        IMG,
+        "sh",
+        "-c",
+        "sleep 0.5; tty; echo tty-ok",
+    ]);
     // script(1) gives podman a real terminal to attach to.
     let line = format!("{:?}", c).replace('"', "");
     let out = sh(Command::new("script").args(["-qec", &line, "/dev/null"]));
@@ -279,9 +325,12 @@ fn containerd_runs_an_imported_image_with_lbox_runc() {
         archive.to_str().expect("utf8"),
     ]);
     assert!(out.status.success(), "ctr import: {}", stderr(&out));
+    let cgroup = format!("/lbox-it-ctr-{}/c1", std::process::id());
     let out = ctr(&[
         "run",
         "--rm",
+        "--cgroup",
+        &cgroup,
         "--runc-binary",
         runtime.to_str().expect("utf8"),
         IMG,
@@ -292,4 +341,5 @@ fn containerd_runs_an_imported_image_with_lbox_runc() {
     ]);
     assert!(out.status.success(), "ctr run: {}", stderr(&out));
     assert_eq!(stdout(&out), "hi-from-ctr\n0\n");
+    remove_cgroups(&format!("lbox-it-ctr-{}", std::process::id()));
 }
