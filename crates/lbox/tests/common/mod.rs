@@ -17,6 +17,8 @@ pub fn lbox() -> PathBuf {
 pub struct Bundle {
     pub tmp: tempfile::TempDir,
     pub id: String,
+    /// Extra environment for every lbox invocation (e.g. LBOX_CGROUP2_ROOT).
+    pub env: Vec<(String, String)>,
 }
 
 /// A fresh bundle with a busybox rootfs and runc's default spec, adjusted for tests: no terminal,
@@ -45,7 +47,11 @@ pub fn bundle(name: &str, args: &[&str]) -> Bundle {
     )
     .expect("passwd");
     let id = format!("{name}-{}", std::process::id());
-    let b = Bundle { tmp, id };
+    let b = Bundle {
+        tmp,
+        id,
+        env: Vec::new(),
+    };
     let out = b.runc(&["spec", "--bundle", b.dir().to_str().expect("utf8")]);
     assert!(out.status.success(), "spec: {}", stderr(&out));
     b.edit(|s| {
@@ -87,6 +93,7 @@ impl Bundle {
         let err_path = self.tmp.path().join(format!("err.{n}"));
         let status = Command::new(lbox())
             .args(&full)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::null())
             .stdout(std::fs::File::create(&out_path).expect("out file"))
             .stderr(std::fs::File::create(&err_path).expect("err file"))

@@ -28,12 +28,28 @@ pub enum Mode {
     V2,
 }
 
-/// Detect the cgroup mode of this host.
 #[allow(clippy::unnecessary_cast)] // f_type's width differs between architectures
+fn is_cgroup2(path: &Path) -> bool {
+    matches!(rustix::fs::statfs(path), Ok(s) if s.f_type as i64 == CGROUP2_SUPER_MAGIC)
+}
+
+/// Where the cgroup v2 hierarchy is mounted when it is the one to use: /sys/fs/cgroup on a v2
+/// host, or the cgroup2 mount named by LBOX_CGROUP2_ROOT (nested engines, and hybrid hosts whose
+/// /sys/fs/cgroup/unified is the only v2 hierarchy).
+pub fn v2_root() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("LBOX_CGROUP2_ROOT").map(PathBuf::from) {
+        return is_cgroup2(&p).then_some(p);
+    }
+    let root = Path::new(CGROUP_ROOT);
+    is_cgroup2(root).then(|| root.to_path_buf())
+}
+
+/// Detect the cgroup mode of this host.
 pub fn mode() -> Mode {
-    match rustix::fs::statfs(CGROUP_ROOT) {
-        Ok(s) if s.f_type as i64 == CGROUP2_SUPER_MAGIC => Mode::V2,
-        _ => Mode::V1,
+    if v2_root().is_some() {
+        Mode::V2
+    } else {
+        Mode::V1
     }
 }
 
@@ -150,15 +166,15 @@ impl CgroupPaths {
             }
         }
         let own = own_cgroups();
-        match mode() {
-            Mode::V2 => {
+        match v2_root() {
+            Some(root) => {
                 let base = own.get("").cloned().unwrap_or_else(|| "/".into());
                 Ok(CgroupPaths {
-                    unified: Some(under(Path::new(CGROUP_ROOT), &join_inner(&base, spec_path, id))),
+                    unified: Some(under(&root, &join_inner(&base, spec_path, id))),
                     v1: BTreeMap::new(),
                 })
             }
-            Mode::V1 => {
+            None => {
                 let mut v1 = BTreeMap::new();
                 for h in v1_hierarchies() {
                     let key = h.controllers.join(",");

@@ -11,10 +11,10 @@ use crate::error::{Error, Result};
 const WANTED: [&str; 6] = ["cpu", "cpuset", "io", "memory", "pids", "hugetlb"];
 
 pub fn create(dir: &Path) -> Result<()> {
-    let root = Path::new(super::CGROUP_ROOT);
+    let root = super::v2_root().unwrap_or_else(|| Path::new(super::CGROUP_ROOT).to_path_buf());
     // Enable controllers from the root down to the parent; a cgroup with member processes refuses
     // (EBUSY), in which case the controllers it already delegates are what we get.
-    let mut ancestors: Vec<&Path> = dir.ancestors().skip(1).take_while(|a| a.starts_with(root)).collect();
+    let mut ancestors: Vec<&Path> = dir.ancestors().skip(1).take_while(|a| a.starts_with(&root)).collect();
     ancestors.reverse();
     for a in ancestors {
         if !a.exists() {
