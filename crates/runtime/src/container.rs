@@ -150,23 +150,22 @@ pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
         let mut oldmask = SigSet::empty();
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, None, Some(&mut oldmask))
             .ctx(|| "read signal mask".into())?;
-        // Safety: the runtime is single-threaded here, so the child may allocate and run Rust code.
-        let pid = unsafe {
-            libc::syscall(
-                libc::SYS_clone,
-                plan.clone_flags.bits() as libc::c_long | libc::SIGCHLD as libc::c_long,
-                0,
-                0,
-                0,
-                0,
-            )
+        let cgroup_dir = match &cgroup.unified {
+            Some(d) => Some(
+                nix::fcntl::open(
+                    d,
+                    nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .ctx(|| format!("open cgroup {}", d.display()))?,
+            ),
+            None => None,
         };
-        if pid < 0 {
-            return Err(Error::Sys {
-                what: format!("clone with {:?}", plan.clone_flags),
-                errno: nix::Error::last(),
-            });
-        }
+        // Safety: the runtime is single-threaded here, so the child may allocate and run Rust code.
+        let (pid, in_cgroup) = match unsafe { crate::spawn::fork_into(plan.clone_flags, cgroup_dir.as_ref())? } {
+            crate::spawn::Forked::Child => (0, false),
+            crate::spawn::Forked::Parent { pid, in_cgroup } => (pid, in_cgroup),
+        };
         if pid == 0 {
             drop(parent_end);
             let init = Init {
@@ -193,7 +192,7 @@ pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
             };
             init.main();
         }
-        let pid = pid as i32;
+        drop(cgroup_dir);
         drop(child_end);
         drop(trampoline);
         drop(gate_fd);
@@ -206,7 +205,9 @@ pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
             // Let the init set up while we join it to its cgroup (a v1 attach waits for an RCU
             // grace period: milliseconds). It waits for CgroupJoined before anything that needs it.
             send_or_failure(&parent_end, &ToInit::Go)?;
-            cgroup.add_pid(pid)?;
+            if !in_cgroup {
+                cgroup.add_pid(pid)?;
+            }
             send_or_failure(&parent_end, &ToInit::CgroupJoined)?;
             loop {
                 match parent_end.recv::<FromInit>()? {

@@ -18,6 +18,7 @@ pub mod namespaces;
 pub mod process;
 pub mod rootfs;
 pub mod seccomp;
+pub mod spawn;
 pub mod spec;
 pub mod state;
 pub mod trampoline;
