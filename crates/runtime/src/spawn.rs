@@ -38,7 +38,9 @@ pub enum Forked {
 
 /// Fork with `flags`; with `cgroup` (a v2 directory) the child starts inside it when the kernel can.
 ///
-/// Safety: the caller must be single-threaded (the child runs on a copy of the caller's memory).
+/// # Safety
+///
+/// The caller must be single-threaded: the child runs on a copy of the caller's memory.
 pub unsafe fn fork_into(flags: CloneFlags, cgroup: Option<&OwnedFd>) -> Result<Forked> {
     if let Some(dir) = cgroup {
         let mut args = CloneArgs {
