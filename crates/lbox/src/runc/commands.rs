@@ -263,15 +263,30 @@ fn list(store: &Store, a: &cli::ListArgs) -> Result<i32> {
     for (r, s) in &rows {
         let pid = if *s == Status::Stopped { 0 } else { r.pid };
         println!(
-            "{:<12}   {:<8} {:<10} {:<40} {:<32} root",
+            "{:<12}   {:<8} {:<10} {:<40} {:<32} {}",
             r.id,
             pid,
             s.to_string(),
             r.bundle.display(),
-            r.created
+            r.created,
+            owner(&store.dir(&r.id))
         );
     }
     Ok(0)
+}
+
+/// The owner of a container's state directory, as a user name (or #uid), as runc shows it.
+fn owner(dir: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(uid) = std::fs::metadata(dir).map(|m| m.uid()) else {
+        return String::new();
+    };
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[2].parse::<u32>().ok() == Some(uid))
+        .map_or_else(|| format!("#{uid}"), |f| f[0].to_string())
 }
 
 /// "64m", "1g", "1024" to bytes; -1 stays -1 (unlimited).
