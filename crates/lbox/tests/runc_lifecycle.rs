@@ -349,3 +349,40 @@ fn foreground_run_with_a_terminal_relays_the_pty() {
         stderr(&out)
     );
 }
+
+#[test]
+fn delete_waits_for_a_create_in_progress() {
+    // A createRuntime hook keeps `create` busy for a while; a `delete --force` that arrives then
+    // must wait for it (not pull the state from under it), and then remove everything.
+    let b = bundle("lockwait", &["sleep", "1000"]);
+    let hook = b.tmp.path().join("slow.sh");
+    std::fs::write(&hook, "#!/bin/sh\nsleep 1\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    b.edit(|s| s["hooks"] = serde_json::json!({"createRuntime": [{"path": hook}]}));
+    let root = b.root();
+    let (id, dir) = (b.id.clone(), b.dir());
+    let creator = std::thread::spawn(move || {
+        std::process::Command::new(common::lbox())
+            .args([
+                "runtime",
+                "--root",
+                root.to_str().unwrap(),
+                "create",
+                "--bundle",
+                dir.to_str().unwrap(),
+                &id,
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert!(b.root().join(&b.id).exists(), "create should be under way");
+    let del = b.runc(&["delete", "--force", &b.id]);
+    assert!(del.status.success(), "{}", stderr(&del));
+    assert!(creator.join().unwrap().success(), "create was disturbed by the delete");
+    assert!(!b.root().join(&b.id).exists());
+    assert!(b.cgroup_dirs().is_empty(), "cgroups left: {:?}", b.cgroup_dirs());
+}

@@ -105,6 +105,10 @@ pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
     let linux = bundle.spec.linux().as_ref();
     let cgroup = CgroupPaths::resolve(linux.and_then(|l| l.cgroups_path().as_deref()), &o.id)?;
     let dir = store.claim(&o.id)?;
+    // Held until the container is fully created, so a concurrent delete waits for us. The init
+    // closes its inherited copy at once: it must not keep the lock while it waits for `start`.
+    let lock = store.lock(&o.id)?;
+    let lock_fd = lock.as_ref().map(|f| f.as_raw_fd());
     let mut record = Record::from_spec(&o.id, &bundle.dir, &bundle.rootfs, &bundle.spec, cgroup.clone());
     record.owner = String::new();
     // From here on, any failure must undo what was made.
@@ -168,6 +172,10 @@ pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
         };
         if pid == 0 {
             drop(parent_end);
+            if let Some(fd) = lock_fd {
+                // Safety: our own copy of the lock file's fd, not used again in the child.
+                unsafe { libc::close(fd) };
+            }
             let init = Init {
                 spec: &bundle.spec,
                 rootfs: bundle.rootfs.clone(),
@@ -296,6 +304,7 @@ impl Created {
 
 /// `start`: open the exec fifo, which releases the init into the user's program.
 pub fn start(store: &Store, id: &str) -> Result<()> {
+    let _lock = store.lock(id)?;
     let rec = store.load(id)?;
     let status = store.status(&rec);
     if status != Status::Created {
@@ -356,6 +365,7 @@ pub fn parse_signal(s: &str) -> Result<Signal> {
 }
 
 pub fn kill_container(store: &Store, id: &str, sig: Signal, all: bool) -> Result<()> {
+    let _lock = store.lock(id)?;
     let rec = store.load(id)?;
     let status = store.status(&rec);
     if status == Status::Stopped {
@@ -402,6 +412,7 @@ fn wait_gone(pid: i32, start: u64, timeout: Duration) -> bool {
 }
 
 pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
+    let _lock = store.lock(id)?;
     let rec = match store.load(id) {
         Ok(r) => r,
         Err(Error::NotFound(_)) if force => return store.remove(id),
@@ -464,6 +475,7 @@ pub fn destroy(store: &Store, rec: &Record) -> Result<()> {
 }
 
 pub fn pause(store: &Store, id: &str) -> Result<()> {
+    let _lock = store.lock(id)?;
     let rec = store.load(id)?;
     let status = store.status(&rec);
     if status != Status::Running && status != Status::Created {
@@ -473,6 +485,7 @@ pub fn pause(store: &Store, id: &str) -> Result<()> {
 }
 
 pub fn resume(store: &Store, id: &str) -> Result<()> {
+    let _lock = store.lock(id)?;
     let rec = store.load(id)?;
     let status = store.status(&rec);
     if status != Status::Paused {
@@ -482,6 +495,7 @@ pub fn resume(store: &Store, id: &str) -> Result<()> {
 }
 
 pub fn update(store: &Store, id: &str, res: &oci_spec::runtime::LinuxResources) -> Result<()> {
+    let _lock = store.lock(id)?;
     let rec = store.load(id)?;
     let status = store.status(&rec);
     if status == Status::Stopped {

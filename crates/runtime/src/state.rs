@@ -158,6 +158,40 @@ impl Store {
         }
     }
 
+    /// Serialise lifecycle commands on one container (an exclusive flock on `<id>/.lock`, released
+    /// when the guard drops). A missing container is not an error here: the command's own load says so.
+    pub fn lock(&self, id: &str) -> Result<Option<fs::File>> {
+        validate_id(id)?;
+        let path = self.dir(id).join(".lock");
+        let f = match fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(Error::Io {
+                    what: format!("open {}", path.display()),
+                    source: e,
+                })
+            }
+        };
+        loop {
+            match rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive) {
+                Ok(()) => return Ok(Some(f)),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => {
+                    return Err(Error::Sys {
+                        what: format!("lock container {id}"),
+                        errno: nix::Error::from_raw(e.raw_os_error()),
+                    })
+                }
+            }
+        }
+    }
+
     pub fn save(&self, rec: &Record) -> Result<()> {
         let dir = self.dir(&rec.id);
         let tmp = dir.join(".state.json.tmp");
