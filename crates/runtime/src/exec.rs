@@ -210,14 +210,7 @@ impl Child<'_> {
             process::rlimits(p)?;
             process::io_priority(p)?;
             crate::lsm::apparmor_on_exec(p.apparmor_profile().as_deref())?;
-            let env = process::environment(p);
-            let program = process::lookup(
-                p.args()
-                    .as_deref()
-                    .and_then(|a| a.first())
-                    .ok_or_else(|| Error::Init("process.args is empty".into()))?,
-                &env,
-            )?;
+            let program = process::program(p)?;
             nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear pdeathsig".into())?;
             Ok(Final {
                 process: p,

@@ -154,14 +154,7 @@ impl Init<'_> {
         process::io_priority(p)?;
         process::personality(s)?;
         self.oom_score_adj(p)?;
-        let env = process::environment(p);
-        let program = process::lookup(
-            p.args()
-                .as_deref()
-                .and_then(|a| a.first())
-                .ok_or_else(|| Error::Init("process.args is empty".into()))?,
-            &env,
-        )?;
+        let program = process::program(p)?;
         nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear pdeathsig".into())?;
         self.wait_cgroup()?;
         self.chan.send(&FromInit::Ready)?;

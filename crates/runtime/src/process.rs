@@ -216,6 +216,16 @@ fn home_of(uid: u32) -> Option<String> {
     })
 }
 
+/// The path of the process's program (args[0] looked up with the container's PATH).
+pub fn program(p: &Process) -> Result<PathBuf> {
+    let name = p
+        .args()
+        .as_deref()
+        .and_then(|a| a.first())
+        .ok_or_else(|| Error::Init("process.args is empty".into()))?;
+    lookup(name, &environment(p))
+}
+
 /// Find the program as execve would with PATH search, with the container's PATH.
 pub fn lookup(prog: &str, env: &[String]) -> Result<PathBuf> {
     let is_exec = |p: &Path| {
