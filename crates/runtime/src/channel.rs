@@ -57,10 +57,14 @@ impl End {
     /// Receive one message; `None` when the peer has closed its end (exited or exec'd).
     pub fn recv<T: for<'de> Deserialize<'de>>(&self) -> Result<Option<T>> {
         let mut buf = vec![0u8; 64 * 1024];
+        let mut resets = 0;
         let n = loop {
             match rustix::net::recv(self.0.as_fd(), &mut buf, rustix::net::RecvFlags::empty()) {
                 Ok((n, _)) => break n,
                 Err(rustix::io::Errno::INTR) => continue,
+                // A peer that exits with our messages unread leaves ECONNRESET pending; it is
+                // reported once, ahead of what the peer did send (its last words): read on.
+                Err(rustix::io::Errno::CONNRESET) if resets < 2 => resets += 1,
                 Err(e) => return Err(e).ctx(|| "receive from the container init".into()),
             }
         };
@@ -84,6 +88,17 @@ impl End {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn last_words_survive_a_reset() {
+        // The peer exits without reading what we sent: its message must still arrive.
+        let (a, b) = pair().unwrap();
+        b.send(&ToInit::Go).unwrap();
+        a.send(&FromInit::Failed("why".into())).unwrap();
+        drop(a);
+        assert_eq!(b.recv::<FromInit>().unwrap(), Some(FromInit::Failed("why".into())));
+        assert_eq!(b.recv::<FromInit>().unwrap(), None);
+    }
 
     #[test]
     fn roundtrip_and_eof() {
