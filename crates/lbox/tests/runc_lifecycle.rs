@@ -386,3 +386,23 @@ fn delete_waits_for_a_create_in_progress() {
     assert!(!b.root().join(&b.id).exists());
     assert!(b.cgroup_dirs().is_empty(), "cgroups left: {:?}", b.cgroup_dirs());
 }
+
+#[test]
+fn concurrent_runs_all_succeed_and_clean_up() {
+    let handles: Vec<_> = (0..10)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let b = bundle(&format!("par{i}"), &["sh", "-c", "echo ok"]);
+                let out = b.run();
+                let left = b.cgroup_dirs();
+                (out.status.code(), stdout(&out), stderr(&out), left)
+            })
+        })
+        .collect();
+    for h in handles {
+        let (code, out, err, left) = h.join().unwrap();
+        assert_eq!(code, Some(0), "{err}");
+        assert_eq!(out, "ok\n");
+        assert!(left.is_empty(), "cgroups left: {left:?}");
+    }
+}
