@@ -406,3 +406,28 @@ fn concurrent_runs_all_succeed_and_clean_up() {
         assert!(left.is_empty(), "cgroups left: {left:?}");
     }
 }
+
+#[test]
+fn default_cgroup_is_below_ours_and_removed_with_its_parent() {
+    let b = bundle("defcg", &["cat", "/proc/self/cgroup"]);
+    b.edit(|s| {
+        s["linux"].as_object_mut().unwrap().remove("cgroupsPath");
+    });
+    let out = b.run();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let own_pids = own
+        .lines()
+        .find(|l| l.contains(":pids:"))
+        .map(|l| l.rsplit(':').next().unwrap().trim_end_matches('/').to_string());
+    let inside = stdout(&out);
+    if let Some(own) = own_pids {
+        assert!(inside.contains(&format!(":pids:{own}/lbox/{}", b.id)), "{inside}");
+        let parent = std::path::Path::new("/sys/fs/cgroup/pids")
+            .join(own.trim_start_matches('/'))
+            .join("lbox");
+        assert!(!parent.exists(), "{} left behind", parent.display());
+    } else {
+        assert!(inside.contains(&format!("/lbox/{}", b.id)), "{inside}");
+    }
+}

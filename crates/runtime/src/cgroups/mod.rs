@@ -121,6 +121,9 @@ pub struct CgroupPaths {
     /// v1: controller name -> directory (combined hierarchies appear under each of their names).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub v1: BTreeMap<String, PathBuf>,
+    /// The parent (`lbox/`) was chosen by us, not the spec: remove it too once it is empty.
+    #[serde(default)]
+    pub owns_parent: bool,
 }
 
 /// Resolve the spec's cgroupsPath. Absolute paths are taken from the hierarchy root, relative ones
@@ -172,6 +175,7 @@ impl CgroupPaths {
                 Ok(CgroupPaths {
                     unified: Some(under(&root, &join_inner(&base, spec_path, id))),
                     v1: BTreeMap::new(),
+                    owns_parent: spec_path.is_none(),
                 })
             }
             None => {
@@ -184,7 +188,11 @@ impl CgroupPaths {
                         v1.insert(c.clone(), dir.clone());
                     }
                 }
-                Ok(CgroupPaths { unified: None, v1 })
+                Ok(CgroupPaths {
+                    unified: None,
+                    v1,
+                    owns_parent: spec_path.is_none(),
+                })
             }
         }
     }
@@ -277,6 +285,10 @@ impl CgroupPaths {
         let deadline = Instant::now() + Duration::from_secs(5);
         for d in self.dirs() {
             remove_tree(d, deadline)?;
+            if self.owns_parent {
+                // Fails while other containers use it, which is what we want.
+                let _ = d.parent().map(fs::remove_dir);
+            }
         }
         Ok(())
     }
