@@ -1245,3 +1245,30 @@ fn seccomp_notify_without_a_listener_is_refused() {
     let err = assert_failed_cleanly(&b, &b.run());
     assert!(err.contains("listenerPath"), "{err}");
 }
+
+#[test]
+fn pidfd_socket_gets_the_inits_pidfd() {
+    let b = bundle("pidfd", &["sleep", "1000"]);
+    let sock = b.tmp.path().join("pidfd.sock");
+    let listener = UnixListener::bind(&sock).expect("bind");
+    let receiver = std::thread::spawn(move || receive_fd_and_data(&listener).0);
+    let out = b.runc(&[
+        "create",
+        "--bundle",
+        path_str(&b.dir()),
+        "--pidfd-socket",
+        path_str(&sock),
+        &b.id,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pidfd = receiver.join().expect("receiver");
+    assert_eq!(b.status(), "created");
+    // Killing through the pidfd stops exactly this container.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), libc::SIGKILL, 0, 0) };
+    assert_eq!(r, 0, "pidfd_send_signal: {}", std::io::Error::last_os_error());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while b.status() != "stopped" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(b.status(), "stopped");
+}

@@ -25,6 +25,8 @@ pub struct CreateOpts {
     pub bundle: PathBuf,
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
+    /// Unix socket to send a pidfd of the container's init to (runc's --pidfd-socket).
+    pub pidfd_socket: Option<PathBuf>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: i32,
@@ -58,6 +60,21 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let tmp = dir.join(format!(".{name}.tmp"));
     fs::write(&tmp, pid.to_string()).ctx(|| format!("write pid file {}", tmp.display()))?;
     fs::rename(&tmp, path).ctx(|| format!("write pid file {}", path.display()))
+}
+
+/// Send a pidfd of `pid` over the unix socket at `path` (SCM_RIGHTS), so a supervisor can wait
+/// for and signal the process without pid-reuse races.
+pub fn send_pidfd(path: &Path, pid: i32) -> Result<()> {
+    let target = rustix::process::Pid::from_raw(pid).ok_or_else(|| Error::Invalid(format!("bad pid {pid}")))?;
+    let pidfd = rustix::process::pidfd_open(target, rustix::process::PidfdFlags::empty())
+        .ctx(|| format!("pidfd_open {pid}"))?;
+    let sock = UnixStream::connect(path).ctx(|| format!("connect to pidfd socket {}", path.display()))?;
+    let fds = [pidfd.as_raw_fd()];
+    let iov = [std::io::IoSlice::new(b"pidfd")];
+    let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
+    nix::sys::socket::sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, nix::sys::socket::MsgFlags::empty(), None)
+        .ctx(|| format!("send the pidfd to {}", path.display()))?;
+    Ok(())
 }
 
 /// Signals a foreground `run` forwards to the container (SIGCHLD tells us it exited).
@@ -244,6 +261,9 @@ pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
         store.save(&record)?;
         if let Some(pf) = &o.pid_file {
             write_pid_file(pf, pid)?;
+        }
+        if let Some(sock) = &o.pidfd_socket {
+            send_pidfd(sock, pid)?;
         }
         Ok(Created {
             record: record.clone(),

@@ -21,6 +21,7 @@ pub struct ExecOpts {
     pub process: Process,
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
+    pub pidfd_socket: Option<PathBuf>,
     pub detach: bool,
     pub preserve_fds: i32,
     pub ignore_paused: bool,
@@ -150,6 +151,9 @@ pub fn exec(store: &Store, o: &ExecOpts) -> Result<i32> {
     }
     if let Some(pf) = &o.pid_file {
         write_pid_file(pf, pid)?;
+    }
+    if let Some(sock) = &o.pidfd_socket {
+        crate::container::send_pidfd(sock, pid)?;
     }
     if o.detach {
         return Ok(0);

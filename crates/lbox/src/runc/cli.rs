@@ -86,8 +86,8 @@ pub struct CreateArgs {
     /// Unix socket to receive the terminal's pty master on
     #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
-    /// Unix socket to receive a pidfd on (accepted; not sent yet)
-    #[arg(long = "pidfd-socket", hide = true)]
+    /// Unix socket to send a pidfd of the container's init to
+    #[arg(long = "pidfd-socket")]
     pub pidfd_socket: Option<PathBuf>,
     /// File to write the container's pid to
     #[arg(long = "pid-file")]
@@ -141,7 +141,8 @@ pub struct DeleteArgs {
 pub struct ExecArgs {
     #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
-    #[arg(long = "pidfd-socket", hide = true)]
+    /// Unix socket to send a pidfd of the new process to
+    #[arg(long = "pidfd-socket")]
     pub pidfd_socket: Option<PathBuf>,
     /// Working directory inside the container
     #[arg(long)]
