@@ -162,6 +162,10 @@ pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
         };
         let (parent_end, child_end) = channel::pair()?;
         let trampoline = crate::trampoline::sealed()?;
+        // Cloned straight into a new user namespace, the init may not write the host's cgroup
+        // files: the runtime attaches it then.
+        let join_cgroup_self =
+            cgroup.can_join_self() && !plan.clone_flags.contains(nix::sched::CloneFlags::CLONE_NEWUSER);
         let hooks = bundle.spec.hooks().as_ref();
         let prestart = hooks.and_then(|h| h.prestart().clone()).unwrap_or_default();
         let create_runtime = hooks.and_then(|h| h.create_runtime().clone()).unwrap_or_default();
@@ -209,6 +213,7 @@ pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
                 preserve_fds: o.preserve_fds,
                 sigmask: oldmask,
                 parent_hooks: !prestart.is_empty() || !create_runtime.is_empty(),
+                join_cgroup_self,
                 record: record.clone(),
                 cgroup_joined: std::cell::Cell::new(false),
                 new_keyring: !o.no_new_keyring,
@@ -230,7 +235,7 @@ pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
             // Let the init set up while we join it to its cgroup (a v1 attach waits for an RCU
             // grace period: milliseconds). It waits for CgroupJoined before anything that needs it.
             send_or_failure(&parent_end, &ToInit::Go)?;
-            if !in_cgroup {
+            if !in_cgroup && !join_cgroup_self {
                 cgroup.add_pid(pid)?;
             }
             send_or_failure(&parent_end, &ToInit::CgroupJoined)?;

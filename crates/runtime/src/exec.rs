@@ -128,6 +128,7 @@ pub fn exec(store: &Store, o: &ExecOpts) -> Result<i32> {
             preserve_fds: o.preserve_fds,
             trampoline: &trampoline,
             agent,
+            cgroup: &rec.cgroup,
         }
         .run();
         let _ = child_end.send(&FromInit::Failed(err.to_string()));
@@ -136,7 +137,10 @@ pub fn exec(store: &Store, o: &ExecOpts) -> Result<i32> {
     drop(child_end);
     drop(console);
     let setup = (|| -> Result<()> {
-        rec.cgroup.add_pid(pid)?;
+        // The child moves itself in (v1, cheap) before it joins any namespace; otherwise we add it.
+        if !rec.cgroup.can_join_self() {
+            rec.cgroup.add_pid(pid)?;
+        }
         parent_end.send(&ToInit::Go)?;
         match parent_end.recv::<FromInit>()? {
             None => Ok(()),
@@ -172,6 +176,7 @@ struct Child<'a> {
     preserve_fds: i32,
     trampoline: &'a OwnedFd,
     agent: Option<seccomp::Agent>,
+    cgroup: &'a crate::cgroups::CgroupPaths,
 }
 
 impl Child<'_> {
@@ -186,6 +191,7 @@ impl Child<'_> {
             preserve_fds,
             trampoline,
             agent,
+            cgroup,
         } = self;
         let run = || -> Result<Final<'_>> {
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "set pdeathsig".into())?;
@@ -197,6 +203,9 @@ impl Child<'_> {
             match chan.recv::<ToInit>()? {
                 Some(ToInit::Go) => {}
                 _ => unsafe { libc::_exit(1) },
+            }
+            if cgroup.can_join_self() {
+                cgroup.join_self()?;
             }
             for (fd, flag) in joins {
                 nix::sched::setns(fd, *flag).ctx(|| format!("join namespace {flag:?}"))?;

@@ -42,6 +42,8 @@ pub struct Init<'a> {
     /// The container's record, for the state document hooks read on stdin.
     pub record: crate::state::Record,
     pub cgroup_joined: std::cell::Cell<bool>,
+    /// The init moves itself into its v1 cgroups (fast); otherwise the runtime adds it.
+    pub join_cgroup_self: bool,
     pub new_keyring: bool,
     pub trampoline: Option<OwnedFd>,
     /// `create`: the exec fifo, held open until the exec closes it (close-on-exec), so that `start`
@@ -105,6 +107,10 @@ impl Init<'_> {
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.sigmask), None)
             .ctx(|| "restore signal mask".into())?;
         self.wait_for(ToInit::Go)?;
+        if self.join_cgroup_self {
+            self.cgroup.join_self()?;
+            self.cgroup_joined.set(true);
+        }
         // Before pivot_root, /proc is still the host's: /proc/self names our pid as the host sees it.
         let host_pid: i32 = std::fs::read_link("/proc/self")
             .ok()

@@ -231,6 +231,23 @@ impl CgroupPaths {
         }
     }
 
+    /// Whether a (single-threaded) process can move itself in with `join_self`: v1 only, since a
+    /// v2 domain cgroup takes no thread writes.
+    pub fn can_join_self(&self) -> bool {
+        self.unified.is_none()
+    }
+
+    /// Move the calling single-threaded process in by writing "0" to each v1 `tasks` file. The
+    /// kernel migrates `current` without write-locking the global threadgroup rwsem, which
+    /// `add_pid` (another process's pid into cgroup.procs) must take: that lock waits for an RCU
+    /// grace period, 7-25 ms on an idle 2-core VM, against ~0.05 ms for this.
+    pub fn join_self(&self) -> Result<()> {
+        for d in self.dirs() {
+            write_file(&d.join("tasks"), "0")?;
+        }
+        Ok(())
+    }
+
     pub fn add_pid(&self, pid: i32) -> Result<()> {
         for d in self.dirs() {
             write_file(&d.join("cgroup.procs"), &pid.to_string())?;
