@@ -1,0 +1,29 @@
+# Shared by the bench scripts: build lbox if needed and make a busybox bundle that runs /bin/true.
+# Usage: . bench/lib.sh; bench_bundle WORKDIR CGROUP_PARENT   (sets LBOX_RUNC to the runtime's path)
+
+LBOX=${LBOX:-target/release/lbox}
+[ -x "$LBOX" ] || cargo build --release -q
+
+bench_bundle() {
+  local work=$1 cgroup=$2
+  ln -s "$(realpath "$LBOX")" "$work/lbox-runc"
+  LBOX_RUNC=$work/lbox-runc
+  mkdir -p "$work/bundle/rootfs"/{bin,proc,sys,dev,etc,tmp}
+  cp /bin/busybox "$work/bundle/rootfs/bin/"
+  for a in true sh; do ln -s busybox "$work/bundle/rootfs/bin/$a"; done
+  (cd "$work/bundle" && "$LBOX_RUNC" spec)
+  python3 - "$work/bundle/config.json" "$cgroup" <<'PY'
+import json, sys
+p, cg = sys.argv[1], sys.argv[2]
+s = json.load(open(p))
+s["process"]["terminal"] = False
+s["process"]["args"] = ["/bin/true"]
+s["linux"]["cgroupsPath"] = cg + "/c"
+json.dump(s, open(p, "w"))
+PY
+}
+
+# Remove the (empty) parent cgroups the runtimes leave, in every hierarchy.
+bench_cleanup_cgroups() {
+  find /sys/fs/cgroup -maxdepth 7 -depth -type d -path "*/$1*" -exec rmdir {} + 2>/dev/null || true
+}
