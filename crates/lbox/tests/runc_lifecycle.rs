@@ -431,3 +431,26 @@ fn default_cgroup_is_below_ours_and_removed_with_its_parent() {
         assert!(inside.contains(&format!("/lbox/{}", b.id)), "{inside}");
     }
 }
+
+#[test]
+fn a_failure_after_setup_leaves_no_init_behind() {
+    // The pid file cannot be written: create fails after the init is set up, and must take the
+    // init, its cgroup and its state with it.
+    let b = bundle("latefail", &["sleep", "1000"]);
+    let out = b.runc(&[
+        "create",
+        "--bundle",
+        b.dir().to_str().unwrap(),
+        "--pid-file",
+        "/nonexistent/dir/pid",
+        &b.id,
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("pid file"), "{}", stderr(&out));
+    assert!(!b.root().join(&b.id).exists(), "state left behind");
+    assert!(
+        b.cgroup_dirs().is_empty(),
+        "cgroups left (the init is still alive?): {:?}",
+        b.cgroup_dirs()
+    );
+}

@@ -105,14 +105,7 @@ pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
     let bundle = Bundle::load(&o.bundle)?;
     let process = bundle.process()?.clone();
     let terminal = process.terminal() == Some(true);
-    if terminal && o.console_socket.is_none() && !o.own_console {
-        return Err(Error::Invalid("the process wants a terminal (process.terminal=true) but no --console-socket was given; pass one, or set terminal to false".into()));
-    }
-    if !terminal && o.console_socket.is_some() {
-        return Err(Error::Invalid(
-            "--console-socket given but process.terminal is false".into(),
-        ));
-    }
+    check_terminal(terminal, o)?;
     let plan = namespaces::plan(&bundle.spec)?;
     crate::lsm::warn_unsupported(&bundle.spec);
     let filter = match bundle.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
@@ -127,39 +120,11 @@ pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
     let lock = store.lock(&o.id)?;
     let lock_fd = lock.as_ref().map(|f| f.as_raw_fd());
     let mut record = Record::from_spec(&o.id, &bundle.dir, &bundle.rootfs, &bundle.spec, cgroup.clone());
-    record.owner = String::new();
     // From here on, any failure must undo what was made.
     let made = (|| -> Result<Created> {
         cgroup.create(linux.and_then(|l| l.resources().as_ref()))?;
-        let gate_fd = if fifo {
-            let path = dir.join(state::FIFO);
-            nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o622))
-                .ctx(|| format!("mkfifo {}", path.display()))?;
-            Some(
-                nix::fcntl::open(
-                    &path,
-                    nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
-                    nix::sys::stat::Mode::empty(),
-                )
-                .ctx(|| "open exec fifo".into())?,
-            )
-        } else {
-            None
-        };
-        let mut console_rx = None;
-        let console: Option<OwnedFd> = match &o.console_socket {
-            Some(p) => Some(
-                UnixStream::connect(p)
-                    .ctx(|| format!("connect to console socket {}", p.display()))?
-                    .into(),
-            ),
-            None if terminal => {
-                let (ours, theirs) = UnixStream::pair().ctx(|| "socket pair for the terminal".into())?;
-                console_rx = Some(ours);
-                Some(theirs.into())
-            }
-            None => None,
-        };
+        let gate_fd = if fifo { Some(make_exec_fifo(&dir)?) } else { None };
+        let (console, console_rx) = console_socket(o, terminal)?;
         let (parent_end, child_end) = channel::pair()?;
         let trampoline = crate::trampoline::sealed()?;
         // Cloned straight into a new user namespace, the init may not write the host's cgroup
@@ -228,47 +193,28 @@ pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
         drop(gate_fd);
         drop(console);
         record.pid = pid;
-        let handshake = (|| -> Result<()> {
-            if plan.new_user && !plan.unshare.contains(nix::sched::CloneFlags::CLONE_NEWUSER) {
-                namespaces::write_id_maps(pid, &bundle.spec)?;
-            }
-            // Let the init set up while we join it to its cgroup (a v1 attach waits for an RCU
-            // grace period: milliseconds). It waits for CgroupJoined before anything that needs it.
-            send_or_failure(&parent_end, &ToInit::Go)?;
-            if !in_cgroup && !join_cgroup_self {
-                cgroup.add_pid(pid)?;
-            }
-            send_or_failure(&parent_end, &ToInit::CgroupJoined)?;
-            loop {
-                match parent_end.recv::<FromInit>()? {
-                    Some(FromInit::NeedMaps) => {
-                        namespaces::write_id_maps(pid, &bundle.spec)?;
-                        send_or_failure(&parent_end, &ToInit::MapsDone)?;
-                    }
-                    Some(FromInit::RunHooks) => {
-                        let st = serde_json::to_vec(&record.oci_state(Status::Creating)).unwrap_or_default();
-                        hooks::run_all(Kind::Prestart, &prestart, &st)?;
-                        hooks::run_all(Kind::CreateRuntime, &create_runtime, &st)?;
-                        send_or_failure(&parent_end, &ToInit::HooksDone)?;
-                    }
-                    Some(FromInit::Ready) => return Ok(()),
-                    Some(FromInit::Failed(msg)) => return Err(Error::Container(msg)),
-                    None => return Err(Error::Container("the container init exited during setup".into())),
-                }
-            }
-        })();
-        if let Err(e) = handshake {
+        let handshake = Handshake {
+            chan: &parent_end,
+            pid,
+            spec: &bundle.spec,
+            record: &record,
+        };
+        let mut done = handshake.run(
+            &cgroup,
+            !in_cgroup && !join_cgroup_self,
+            &plan,
+            &prestart,
+            &create_runtime,
+        );
+        if done.is_ok() {
+            record.pid_start = state::proc_stat(pid).map_or(0, |(_, s)| s);
+            done = publish(store, o, &record);
+        }
+        if let Err(e) = done {
+            // Whatever failed after the clone, the init must not outlive it.
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             let _ = waitpid(Pid::from_raw(pid), None);
             return Err(e);
-        }
-        record.pid_start = state::proc_stat(pid).map_or(0, |(_, s)| s);
-        store.save(&record)?;
-        if let Some(pf) = &o.pid_file {
-            write_pid_file(pf, pid)?;
-        }
-        if let Some(sock) = &o.pidfd_socket {
-            send_pidfd(sock, pid)?;
         }
         Ok(Created {
             record: record.clone(),
@@ -284,6 +230,108 @@ pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
             Err(e)
         }
     }
+}
+
+fn check_terminal(terminal: bool, o: &CreateOpts) -> Result<()> {
+    if terminal && o.console_socket.is_none() && !o.own_console {
+        return Err(Error::Invalid(
+            "the process wants a terminal (process.terminal=true) but no --console-socket was given; pass one, or set terminal to false".into(),
+        ));
+    }
+    if !terminal && o.console_socket.is_some() {
+        return Err(Error::Invalid(
+            "--console-socket given but process.terminal is false".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The fifo `start` opens to release the init; the init holds an O_PATH handle on it.
+fn make_exec_fifo(dir: &Path) -> Result<OwnedFd> {
+    let path = dir.join(state::FIFO);
+    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o622))
+        .ctx(|| format!("mkfifo {}", path.display()))?;
+    nix::fcntl::open(
+        &path,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx(|| "open exec fifo".into())
+}
+
+/// The init's end of the console socket (connected to --console-socket, or one end of a pair whose
+/// other end a foreground `run` keeps).
+fn console_socket(o: &CreateOpts, terminal: bool) -> Result<(Option<OwnedFd>, Option<UnixStream>)> {
+    match &o.console_socket {
+        Some(p) => {
+            let s = UnixStream::connect(p).ctx(|| format!("connect to console socket {}", p.display()))?;
+            Ok((Some(s.into()), None))
+        }
+        None if terminal => {
+            let (ours, theirs) = UnixStream::pair().ctx(|| "socket pair for the terminal".into())?;
+            Ok((Some(theirs.into()), Some(ours)))
+        }
+        None => Ok((None, None)),
+    }
+}
+
+/// The runtime's side of the init's setup: id maps, cgroup, hooks, until Ready.
+struct Handshake<'a> {
+    chan: &'a channel::End,
+    pid: i32,
+    spec: &'a oci_spec::runtime::Spec,
+    record: &'a Record,
+}
+
+impl Handshake<'_> {
+    fn run(
+        &self,
+        cgroup: &CgroupPaths,
+        attach: bool,
+        plan: &namespaces::Plan,
+        prestart: &[oci_spec::runtime::Hook],
+        create_runtime: &[oci_spec::runtime::Hook],
+    ) -> Result<()> {
+        if plan.new_user && !plan.unshare.contains(nix::sched::CloneFlags::CLONE_NEWUSER) {
+            namespaces::write_id_maps(self.pid, self.spec)?;
+        }
+        send_or_failure(self.chan, &ToInit::Go)?;
+        // When the init cannot join its cgroup itself, we attach it while it sets up; it waits for
+        // CgroupJoined before anything that needs it.
+        if attach {
+            cgroup.add_pid(self.pid)?;
+        }
+        send_or_failure(self.chan, &ToInit::CgroupJoined)?;
+        loop {
+            match self.chan.recv::<FromInit>()? {
+                Some(FromInit::NeedMaps) => {
+                    namespaces::write_id_maps(self.pid, self.spec)?;
+                    send_or_failure(self.chan, &ToInit::MapsDone)?;
+                }
+                Some(FromInit::RunHooks) => {
+                    let st = serde_json::to_vec(&self.record.oci_state(Status::Creating)).unwrap_or_default();
+                    hooks::run_all(Kind::Prestart, prestart, &st)?;
+                    hooks::run_all(Kind::CreateRuntime, create_runtime, &st)?;
+                    send_or_failure(self.chan, &ToInit::HooksDone)?;
+                }
+                Some(FromInit::Ready) => return Ok(()),
+                Some(FromInit::Failed(msg)) => return Err(Error::Container(msg)),
+                None => return Err(Error::Container("the container init exited during setup".into())),
+            }
+        }
+    }
+}
+
+/// Make the created container visible: state file, pid file, pidfd.
+fn publish(store: &Store, o: &CreateOpts, record: &Record) -> Result<()> {
+    store.save(record)?;
+    if let Some(pf) = &o.pid_file {
+        write_pid_file(pf, record.pid)?;
+    }
+    if let Some(sock) = &o.pidfd_socket {
+        send_pidfd(sock, record.pid)?;
+    }
+    Ok(())
 }
 
 /// Send to the init; if it is gone, report why it went (its Failed message) rather than EPIPE.
