@@ -44,6 +44,12 @@ fn copy_winsize(from: BorrowedFd<'_>, to: BorrowedFd<'_>) {
     }
 }
 
+/// Give the container's terminal our terminal's size. Called before the program starts, so its
+/// first look at the size is already right.
+pub fn inherit_size(master: &OwnedFd) {
+    copy_winsize(unsafe { BorrowedFd::borrow_raw(0) }, master.as_fd());
+}
+
 /// Puts stdin in raw mode for the relay's lifetime.
 struct RawMode(Option<termios::Termios>);
 

@@ -122,6 +122,9 @@ fn run(store: &Store, a: &cli::RunArgs, debug: bool) -> Result<i32> {
     let t1 = t0.elapsed();
     let pid = c.record.pid;
     let master = c.console.as_ref().map(runtime::tty::receive_master);
+    if let Some(Ok(m)) = &master {
+        runtime::tty::inherit_size(m);
+    }
     let started = c.start();
     let code = match (started, master) {
         (Err(e), _) | (Ok(()), Some(Err(e))) => Err(e),
