@@ -1003,9 +1003,15 @@ fn preserve_fds_passes_fd_3() {
 // 16. console socket
 // ---------------------------------------------------------------------------------------------
 
-/// Accept one connection and receive the one fd sent over it with SCM_RIGHTS.
-fn receive_fd(listener: &UnixListener) -> OwnedFd {
-    receive_fd_and_data(listener).0
+/// `create` with FLAG (--console-socket, --pidfd-socket) naming a fresh socket of ours; returns
+/// the fd the runtime sent over it.
+fn create_receiving_fd(b: &Bundle, flag: &str) -> OwnedFd {
+    let sock = b.tmp.path().join(format!("{}.sock", flag.trim_start_matches('-')));
+    let listener = UnixListener::bind(&sock).expect("bind");
+    let receiver = std::thread::spawn(move || receive_fd_and_data(&listener).0);
+    let out = b.runc(&["create", "--bundle", path_str(&b.dir()), flag, path_str(&sock), &b.id]);
+    assert!(out.status.success(), "create {flag}: {}", stderr(&out));
+    receiver.join().expect("fd receiver")
 }
 
 /// Accept one connection; receive the fd sent with SCM_RIGHTS and the message that carried it.
@@ -1050,19 +1056,7 @@ fn read_pty(master: &OwnedFd, limit: Duration) -> String {
 fn console_socket_gets_the_terminal() {
     let b = sh("console", "tty; echo through-the-pty");
     b.edit(|s| s["process"]["terminal"] = json!(true));
-    let sock = b.tmp.path().join("console.sock");
-    let listener = UnixListener::bind(&sock).expect("bind console socket");
-    let receiver = std::thread::spawn(move || receive_fd(&listener));
-    let out = b.runc(&[
-        "create",
-        "--bundle",
-        path_str(&b.dir()),
-        "--console-socket",
-        path_str(&sock),
-        &b.id,
-    ]);
-    assert!(out.status.success(), "create: {}", stderr(&out));
-    let master = receiver.join().expect("console receiver");
+    let master = create_receiving_fd(&b, "--console-socket");
     assert!(b.runc(&["start", &b.id]).status.success());
     let text = read_pty(&master, Duration::from_secs(10));
     assert!(
@@ -1249,19 +1243,7 @@ fn seccomp_notify_without_a_listener_is_refused() {
 #[test]
 fn pidfd_socket_gets_the_inits_pidfd() {
     let b = bundle("pidfd", &["sleep", "1000"]);
-    let sock = b.tmp.path().join("pidfd.sock");
-    let listener = UnixListener::bind(&sock).expect("bind");
-    let receiver = std::thread::spawn(move || receive_fd_and_data(&listener).0);
-    let out = b.runc(&[
-        "create",
-        "--bundle",
-        path_str(&b.dir()),
-        "--pidfd-socket",
-        path_str(&sock),
-        &b.id,
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let pidfd = receiver.join().expect("receiver");
+    let pidfd = create_receiving_fd(&b, "--pidfd-socket");
     assert_eq!(b.status(), "created");
     // Killing through the pidfd stops exactly this container.
     let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), libc::SIGKILL, 0, 0) };

@@ -223,11 +223,12 @@ impl Child<'_> {
             process::rlimits(p)?;
             process::io_priority(p)?;
             crate::lsm::apparmor_on_exec(p.apparmor_profile().as_deref())?;
-            let program = process::program(p)?;
+            let (program, env) = process::program(p)?;
             nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear pdeathsig".into())?;
             Ok(Final {
                 process: p,
                 program,
+                env,
                 seccomp: filter,
                 setgroups_denied: false,
                 preserve_fds,

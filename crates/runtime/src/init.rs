@@ -111,14 +111,25 @@ impl Init<'_> {
             self.cgroup.join_self()?;
             self.cgroup_joined.set(true);
         }
-        // Before pivot_root, /proc is still the host's: /proc/self names our pid as the host sees it.
-        let host_pid: i32 = std::fs::read_link("/proc/self")
-            .ok()
-            .and_then(|p| p.to_str()?.parse().ok())
-            .unwrap_or(0);
-        let mut record = self.record.clone();
-        record.pid = host_pid;
-        let state_json = serde_json::to_vec(&record.oci_state(crate::state::Status::Created)).unwrap_or_default();
+        let hooks = s.hooks().as_ref();
+        let create_hooks = hooks.and_then(|h| h.create_container().as_deref()).unwrap_or(&[]);
+        let start_hooks = hooks.and_then(|h| h.start_container().as_deref()).unwrap_or(&[]);
+        // The state document (for our hooks and the seccomp agent) needs our host pid, which only
+        // the host's /proc still shows: work it out now, and only when someone will read it.
+        let wants_state =
+            !create_hooks.is_empty() || !start_hooks.is_empty() || self.seccomp.is_some_and(|f| f.listener.is_some());
+        let record = wants_state.then(|| {
+            let mut r = self.record.clone();
+            r.pid = std::fs::read_link("/proc/self")
+                .ok()
+                .and_then(|p| p.to_str()?.parse().ok())
+                .unwrap_or(0);
+            r
+        });
+        let state_json = record
+            .as_ref()
+            .map(|r| serde_json::to_vec(&r.oci_state(crate::state::Status::Created)).unwrap_or_default())
+            .unwrap_or_default();
         self.enter_namespaces()?;
         if self.new_keyring {
             crate::lsm::join_session_keyring(&self.record.id)?;
@@ -131,24 +142,16 @@ impl Init<'_> {
             self.chan.send(&FromInit::RunHooks)?;
             self.wait_for(ToInit::HooksDone)?;
         }
-        let hooks = s.hooks().as_ref();
-        if hooks
-            .and_then(|h| h.create_container().as_ref())
-            .is_some_and(|v| !v.is_empty())
-        {
+        if !create_hooks.is_empty() {
             // The hooks' processes must be in the container's cgroup too.
             self.wait_cgroup()?;
         }
-        hooks::run_all(
-            Kind::CreateContainer,
-            hooks.and_then(|h| h.create_container().as_deref()).unwrap_or(&[]),
-            &state_json,
-        )?;
-        let agent = match self.seccomp {
-            Some(f) => f.connect_agent(
-                serde_json::to_value(record.oci_state(crate::state::Status::Running)).unwrap_or_default(),
-            )?,
-            None => None,
+        hooks::run_all(Kind::CreateContainer, create_hooks, &state_json)?;
+        let agent = match (self.seccomp, &record) {
+            (Some(f), Some(r)) => {
+                f.connect_agent(serde_json::to_value(r.oci_state(crate::state::Status::Running)).unwrap_or_default())?
+            }
+            _ => None,
         };
         rootfs::enter(&self.rootfs, self.no_pivot)?;
         // A missing cwd is made now, as root and before the root may turn read-only.
@@ -160,20 +163,17 @@ impl Init<'_> {
         process::io_priority(p)?;
         process::personality(s)?;
         self.oom_score_adj(p)?;
-        let program = process::program(p)?;
+        let (program, env) = process::program(p)?;
         nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear pdeathsig".into())?;
         self.wait_cgroup()?;
         self.chan.send(&FromInit::Ready)?;
         self.wait_start()?;
         crate::lsm::apparmor_on_exec(p.apparmor_profile().as_deref())?;
-        hooks::run_all(
-            Kind::StartContainer,
-            hooks.and_then(|h| h.start_container().as_deref()).unwrap_or(&[]),
-            &state_json,
-        )?;
+        hooks::run_all(Kind::StartContainer, start_hooks, &state_json)?;
         Ok(Final {
             process: p,
             program,
+            env,
             seccomp: self.seccomp,
             setgroups_denied: false,
             preserve_fds: self.preserve_fds,

@@ -216,14 +216,16 @@ fn home_of(uid: u32) -> Option<String> {
     })
 }
 
-/// The path of the process's program (args[0] looked up with the container's PATH).
-pub fn program(p: &Process) -> Result<PathBuf> {
+/// The process's program (args[0] looked up with the container's PATH) and the environment it
+/// will get, worked out once (HOME may need a read of /etc/passwd).
+pub fn program(p: &Process) -> Result<(PathBuf, Vec<String>)> {
     let name = p
         .args()
         .as_deref()
         .and_then(|a| a.first())
         .ok_or_else(|| Error::Init("process.args is empty".into()))?;
-    lookup(name, &environment(p))
+    let env = environment(p);
+    Ok((lookup(name, &env)?, env))
 }
 
 /// Find the program as execve would with PATH search, with the container's PATH.
@@ -266,6 +268,7 @@ pub fn cstrings(v: &[String]) -> Result<Vec<CString>> {
 pub struct Final<'a> {
     pub process: &'a Process,
     pub program: PathBuf,
+    pub env: Vec<String>,
     pub seccomp: Option<&'a Filter>,
     pub setgroups_denied: bool,
     pub preserve_fds: i32,
@@ -286,7 +289,7 @@ impl Final<'_> {
     fn steps(&self) -> Result<std::convert::Infallible> {
         let p = self.process;
         let argv = cstrings(p.args().as_deref().unwrap_or(&[]))?;
-        let envp = cstrings(&environment(p))?;
+        let envp = cstrings(&self.env)?;
         let prog = CString::new(self.program.as_os_str().as_encoded_bytes())
             .map_err(|_| Error::Init("program path has a NUL".into()))?;
         if let Some(c) = p.capabilities() {

@@ -229,16 +229,8 @@ impl<'a> Rootfs<'a> {
             Some("mode=755"),
             "mount tmpfs for cgroups",
         )?;
-        let mut seen: Vec<&Path> = Vec::new();
-        for h in crate::cgroups::v1_hierarchies() {
-            let name = h.controllers.join(",");
-            let Some(dir) = self.cgroup.v1.get(&h.controllers[0]) else {
-                continue;
-            };
-            if seen.contains(&dir.as_path()) {
-                continue;
-            }
-            seen.push(dir);
+        for (controllers, dir) in self.cgroup.v1_groups() {
+            let name = controllers.join(",");
             let sub = dest.join(&name);
             let st = self.target(&sub, false)?;
             if self.new_cgroupns {
@@ -253,8 +245,8 @@ impl<'a> Rootfs<'a> {
             } else {
                 self.bind_cgroup_dir(dir, &sub, opts.flags.contains(MsFlags::MS_RDONLY), flags)?;
             }
-            if h.controllers.len() > 1 {
-                for c in &h.controllers {
+            if controllers.len() > 1 {
+                for c in &controllers {
                     let link = dest.join(c);
                     let _ = self.root.symlink(&name, &link);
                 }

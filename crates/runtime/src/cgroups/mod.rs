@@ -208,6 +208,19 @@ impl CgroupPaths {
         d
     }
 
+    /// The v1 hierarchies as (controllers, directory): controllers that share a directory share a
+    /// hierarchy (cpu,cpuacct). Derived from the recorded paths, so no mountinfo read is needed.
+    pub fn v1_groups(&self) -> Vec<(Vec<&str>, &Path)> {
+        let mut groups: Vec<(Vec<&str>, &Path)> = Vec::new();
+        for (ctrl, dir) in &self.v1 {
+            match groups.iter_mut().find(|(_, d)| *d == dir.as_path()) {
+                Some((ctrls, _)) => ctrls.push(ctrl),
+                None => groups.push((vec![ctrl], dir)),
+            }
+        }
+        groups
+    }
+
     pub fn is_v2(&self) -> bool {
         self.unified.is_some()
     }
@@ -400,6 +413,22 @@ mod tests {
             under(Path::new("/sys/fs/cgroup/memory"), Path::new("/a")),
             PathBuf::from("/sys/fs/cgroup/memory/a")
         );
+    }
+
+    #[test]
+    fn v1_groups_follow_shared_directories() {
+        let mut p = CgroupPaths::default();
+        for (c, d) in [
+            ("cpu", "/c/cpu,cpuacct/x"),
+            ("cpuacct", "/c/cpu,cpuacct/x"),
+            ("pids", "/c/pids/x"),
+        ] {
+            p.v1.insert(c.into(), PathBuf::from(d));
+        }
+        let g = p.v1_groups();
+        assert_eq!(g.len(), 2);
+        assert_eq!(g[0], (vec!["cpu", "cpuacct"], Path::new("/c/cpu,cpuacct/x")));
+        assert_eq!(g[1], (vec!["pids"], Path::new("/c/pids/x")));
     }
 
     #[test]
