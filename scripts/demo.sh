@@ -3,13 +3,20 @@
 # through lbox-runc (foreground, then create/start/exec/delete). Needs root on Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! dpkg -s busybox-static libseccomp-dev pkg-config >/dev/null 2>&1; then
+pkgs=(busybox-static libseccomp-dev pkg-config docker-registry)
+if ! dpkg -s "${pkgs[@]}" >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends busybox-static libseccomp-dev pkg-config
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${pkgs[@]}"
 fi
 cargo build --release -q
 work=$(mktemp -d /tmp/lbox-demo.XXXXXX)
-trap 'target/release/lbox runtime --root "$work/state" delete --force demo >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+cleanup() {
+  target/release/lbox runtime --root "$work/state" delete --force demo >/dev/null 2>&1 || true
+  [ -n "${merged:-}" ] && target/release/lbox --root "$work/lbox" image unmount "$merged" >/dev/null 2>&1 || true
+  [ -n "${regpid:-}" ] && kill "$regpid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
 mkdir -p "$work/bundle/rootfs"/{bin,proc,sys,dev,etc,tmp,root}
 cp /bin/busybox "$work/bundle/rootfs/bin/"
 for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "$work/bundle/rootfs/bin/$a"; done
@@ -37,5 +44,31 @@ rt start demo
 rt exec demo sh -c 'echo "exec sees: $(ps | wc -l) lines of ps inside the container"'
 rt state demo | grep -E '"(id|status)"'
 rt delete --force demo
+
+echo "== images: import a rootfs tarball, push it to a local registry, pull it back, run it"
+lb() { target/release/lbox --root "$work/lbox" "$@"; }
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+printf 'version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: 127.0.0.1:%s}\n' \
+  "$work/registry" "$port" >"$work/registry.yml"
+docker-registry serve "$work/registry.yml" >/dev/null 2>&1 &
+regpid=$!
+for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
+tar -C "$work/bundle/rootfs" -czf "$work/busybox.tar.gz" .
+lb import --change 'CMD ["sh"]' "$work/busybox.tar.gz" "localhost:$port/demo/busybox:1"
+lb push "localhost:$port/demo/busybox:1"
+lb rmi "localhost:$port/demo/busybox:1"
+lb pull "localhost:$port/demo/busybox:1"
+lb images
+merged=$(lb image mount "localhost:$port/demo/busybox:1")
+python3 - "$work/bundle/config.json" "$merged" <<'PY'
+import json, sys
+p = sys.argv[1]; s = json.load(open(p))
+s["root"] = {"path": sys.argv[2], "readonly": False}
+s["process"]["args"] = ["sh", "-c", "echo hello from the pulled image, on an overlay of its layers"]
+json.dump(s, open(p, "w"))
+PY
+rt run --bundle "$work/bundle" demo
+lb image unmount "$merged"
+merged=
 find /sys/fs/cgroup -maxdepth 6 -type d -name lbox-demo -exec rmdir {} + 2>/dev/null || true
 echo "done"

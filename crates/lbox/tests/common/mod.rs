@@ -176,3 +176,4 @@ pub fn mounts_under(p: &Path) -> usize {
     let s = p.to_string_lossy();
     info.lines().filter(|l| l.contains(s.as_ref())).count()
 }
+pub mod registry;

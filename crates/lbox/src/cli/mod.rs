@@ -1,0 +1,143 @@
+//! The engine's command line (`lbox …`). Every command opens what it needs, does the work, and
+//! exits: there is no daemon. Errors print as one line, `lbox: …`, and exit 125 as Docker's do.
+
+mod images;
+mod login;
+mod output;
+mod progress;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "lbox",
+    version,
+    about = "LockBox: a daemonless container engine",
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    /// Where images and containers are stored.
+    #[arg(long, global = true, env = "LBOX_ROOT", default_value = "/var/lib/lbox")]
+    pub root: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct TlsArgs {
+    /// Require HTTPS and verify certificates (default true; false allows HTTP and unverified HTTPS).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub tls_verify: Option<bool>,
+    /// Directory holding <registry>/*.crt CA certificates.
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Download an image from a registry.
+    Pull(images::PullArgs),
+    /// Upload an image to a registry.
+    Push(images::PushArgs),
+    /// List images.
+    Images(images::ImagesArgs),
+    /// Remove one or more images.
+    Rmi(images::RmiArgs),
+    /// Give an image another name.
+    Tag(images::TagArgs),
+    /// Make a one-layer image from a root filesystem tarball (file, URL or - for stdin).
+    Import(images::ImportArgs),
+    /// Log in to a registry.
+    Login(login::LoginArgs),
+    /// Log out of a registry.
+    Logout(login::LogoutArgs),
+    /// Manage images.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// The runc-compatible OCI runtime (also reachable as lbox-runc).
+    #[command(disable_help_flag = true)]
+    Runtime {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Print the version.
+    Version,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImageCommand {
+    /// Show low-level information on images (JSON).
+    Inspect(images::InspectArgs),
+    /// Show the history of an image.
+    History(images::HistoryArgs),
+    /// Remove unused images.
+    Prune(images::PruneArgs),
+    /// List images.
+    #[command(alias = "list")]
+    Ls(images::ImagesArgs),
+    /// Remove images.
+    Rm(images::RmiArgs),
+    /// Download an image.
+    Pull(images::PullArgs),
+    /// Upload an image.
+    Push(images::PushArgs),
+    /// Name an image.
+    Tag(images::TagArgs),
+    /// Import a root filesystem tarball.
+    Import(images::ImportArgs),
+    /// Mount an image's root filesystem (writable overlay) and print where.
+    Mount(images::MountArgs),
+    /// Unmount what `image mount` mounted.
+    #[command(alias = "umount")]
+    Unmount(images::UnmountArgs),
+}
+
+pub fn main(args: Vec<OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 125 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("lbox: {e:#}");
+            125
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    let root = cli.root.clone();
+    match cli.command {
+        Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => images::pull(&root, a),
+        Command::Push(a) | Command::Image(ImageCommand::Push(a)) => images::push(&root, a),
+        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::list(&root, a),
+        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::rmi(&root, a),
+        Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => images::tag(&root, a),
+        Command::Import(a) | Command::Image(ImageCommand::Import(a)) => images::import(&root, a),
+        Command::Image(ImageCommand::Inspect(a)) => images::inspect(&root, a),
+        Command::Image(ImageCommand::History(a)) => images::history(&root, a),
+        Command::Image(ImageCommand::Prune(a)) => images::prune(&root, a),
+        Command::Image(ImageCommand::Mount(a)) => images::mount(&root, a),
+        Command::Image(ImageCommand::Unmount(a)) => images::unmount(&root, a),
+        Command::Login(a) => login::login(a),
+        Command::Logout(a) => login::logout(a),
+        Command::Runtime { args } => {
+            let mut rest = vec![OsString::from("lbox runtime")];
+            rest.extend(args);
+            Ok(crate::runc::main(rest))
+        }
+        Command::Version => {
+            println!("lbox version {}", env!("CARGO_PKG_VERSION"));
+            Ok(0)
+        }
+    }
+}
