@@ -114,7 +114,7 @@ pub fn import(
     let blob = tee.out.finish().map_err(Error::io("compress layer"))?;
     let (blob_digest, blob_size) = blob.commit("imported layer", None)?;
     let diff_id = unpacked.diff_id.clone();
-    let bytes = unpacked.bytes;
+    let (bytes, tar_size) = (unpacked.bytes, unpacked.tar_size);
     store.place_layer(unpacked, &diff_id)?;
 
     let created = now_rfc3339();
@@ -165,6 +165,7 @@ pub fn import(
             media_type: manifest::OCI_LAYER_GZIP.into(),
             blob_size,
             size: bytes,
+            tar_size,
         }],
         tag: tag.and_then(|r| r.tagged()),
         repo_digest: None,

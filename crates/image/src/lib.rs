@@ -2,6 +2,7 @@
 //! registries, unpacks each layer once into a directory keyed by its chain ID, and hands out overlay
 //! mounts built from those directories.
 
+pub mod archive;
 pub mod auth;
 pub mod compress;
 pub mod digest;

@@ -136,6 +136,7 @@ fn layers_unpack_faithfully_and_stack_in_an_overlay() {
             media_type: "x".into(),
             blob_size: 0,
             size: s1,
+            tar_size: 1,
         },
         ImageLayer {
             chain_id: chains[1].clone(),
@@ -144,6 +145,7 @@ fn layers_unpack_faithfully_and_stack_in_an_overlay() {
             media_type: "x".into(),
             blob_size: 0,
             size: s2,
+            tar_size: 1,
         },
     ];
     let config = store.put_blob(b"{}", "config", None).expect("config");

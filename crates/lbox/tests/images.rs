@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::registry::{Registry, RegistryOpts, Route, Scripted};
+use common::registry::{Registry, RegistryOpts, Route, Scripted, TokenServer};
 
 /// An lbox with its own store, auth file and (empty) registries configuration.
 struct Lbox {
@@ -119,10 +119,81 @@ fn skopeo_push(oci: &Path, dest: &str, creds: Option<&str>) {
         .arg(format!("docker://{dest}")));
 }
 
+/// podman with a private store and configuration (no host networking, runc, cgroupfs), cleaned up
+/// on drop.
+struct Podman {
+    dir: PathBuf,
+    // podman instances share lock memory and /run/libpod unless told otherwise: one at a time.
+    _turn: std::sync::MutexGuard<'static, ()>,
+}
+
+static PODMAN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+impl Podman {
+    fn new(base: &Path) -> Podman {
+        let turn = PODMAN.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = base.join("podman");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(
+            dir.join("containers.conf"),
+            format!(
+                "[containers]\nnetns=\"none\"\ndefault_ulimits=[\"nofile=1024:1024\",\"nproc=1000:1000\"]\n\
+                 [engine]\nruntime=\"runc\"\ncgroup_manager=\"cgroupfs\"\nevents_logger=\"file\"\ntmp_dir=\"{}\"\n",
+                dir.join("tmp").display()
+            ),
+        )
+        .expect("conf");
+        Podman { dir, _turn: turn }
+    }
+
+    fn cgroup(&self) -> String {
+        format!("/lbox-it-img-podman-{}", std::process::id())
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("podman")
+            .env("CONTAINERS_CONF", self.dir.join("containers.conf"))
+            .arg("--root")
+            .arg(self.dir.join("storage"))
+            .arg("--runroot")
+            .arg(self.dir.join("run"))
+            .args(args)
+            .output()
+            .expect("podman")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "podman {args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.run(&["system", "reset", "-f"]);
+        let _ = Command::new("umount")
+            .arg("-R")
+            .arg(self.dir.join("storage/overlay"))
+            .stderr(Stdio::null())
+            .status();
+        for h in std::fs::read_dir("/sys/fs/cgroup")
+            .map(|r| r.flatten().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            let _ = std::fs::remove_dir(h.path().join(self.cgroup().trim_start_matches('/')));
+        }
+    }
+}
+
 /// Run `args` in a bundle whose rootfs is the image mounted by `lbox image mount`.
 fn run_in_image(lb: &Lbox, image: &str, args: &[&str]) -> String {
     let merged = lb.ok(&["image", "mount", image]).trim().to_string();
-    let bdir = lb.dir.path().join(format!("bundle-{}", args.len()));
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let bdir = lb.dir.path().join(format!(
+        "bundle-{}",
+        N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    ));
     std::fs::create_dir_all(&bdir).expect("mkdir");
     lb.ok(&["runtime", "spec", "--bundle", bdir.to_str().expect("utf8")]);
     let cfg = bdir.join("config.json");
@@ -210,38 +281,10 @@ fn pull_run_push_round_trip_with_umoci_skopeo_and_podman() {
         .args(["copy", "--src-tls-verify=false"])
         .arg(format!("docker://{imported}"))
         .arg(format!("oci:{}:back", lb.dir.path().join("back").display())));
-    let podman = lb.dir.path().join("podman");
-    std::fs::create_dir_all(&podman).expect("mkdir");
-    std::fs::write(
-        podman.join("containers.conf"),
-        "[containers]\nnetns=\"none\"\ndefault_ulimits=[\"nofile=1024:1024\",\"nproc=1000:1000\"]\n[engine]\nruntime=\"runc\"\ncgroup_manager=\"cgroupfs\"\nevents_logger=\"file\"\n",
-    )
-    .expect("conf");
-    let podman_cmd = |args: &[&str]| {
-        let mut c = Command::new("podman");
-        c.env("CONTAINERS_CONF", podman.join("containers.conf"))
-            .arg("--root")
-            .arg(podman.join("storage"))
-            .arg("--runroot")
-            .arg(podman.join("run"))
-            .args(args);
-        c.output().expect("podman")
-    };
-    let cg = format!("/lbox-it-img-podman-{}", std::process::id());
-    let pulled = podman_cmd(&["pull", "--tls-verify=false", &imported]);
-    let ran = podman_cmd(&["run", "--rm", "--cgroup-parent", &cg, &imported]);
-    let _ = podman_cmd(&["system", "reset", "-f"]);
-    let _ = Command::new("umount")
-        .arg("-R")
-        .arg(podman.join("storage/overlay"))
-        .stderr(Stdio::null())
-        .status();
-    for h in std::fs::read_dir("/sys/fs/cgroup")
-        .map(|r| r.flatten().collect::<Vec<_>>())
-        .unwrap_or_default()
-    {
-        let _ = std::fs::remove_dir(h.path().join(cg.trim_start_matches('/')));
-    }
+    let podman = Podman::new(lb.dir.path());
+    let pulled = podman.run(&["pull", "--tls-verify=false", &imported]);
+    let ran = podman.run(&["run", "--rm", "--cgroup-parent", &podman.cgroup(), &imported]);
+    drop(podman);
     assert!(pulled.status.success(), "podman pull: {}", text(&pulled.stderr));
     assert_eq!(
         text(&ran.stdout),
@@ -635,4 +678,325 @@ fn an_interrupted_pull_leaves_no_half_image() {
         "the dead pull's leftovers are cleared: {:?}",
         lb.store_dir("tmp")
     );
+}
+
+#[test]
+fn save_and_load_interchange_with_podman_and_skopeo() {
+    let lb = Lbox::new();
+    let oci = umoci_image(lb.dir.path(), "archived\n");
+    let podman = Podman::new(lb.dir.path());
+    let p = |n: &str| lb.dir.path().join(n).to_str().expect("utf8").to_string();
+
+    // skopeo writes an oci-archive and a docker-archive of the umoci image; lbox loads both.
+    sh(Command::new("skopeo")
+        .arg("copy")
+        .arg(format!("oci:{}:bb", oci.display()))
+        .arg(format!("oci-archive:{}:localhost/from/skopeo-oci:1", p("s-oci.tar"))));
+    sh(Command::new("skopeo")
+        .arg("copy")
+        .arg(format!("oci:{}:bb", oci.display()))
+        .arg(format!(
+            "docker-archive:{}:localhost/from/skopeo-docker:1",
+            p("s-docker.tar")
+        )));
+    let loaded = lb.ok(&["load", "-i", &p("s-oci.tar")]);
+    assert!(loaded.contains("Loaded image: localhost/from/skopeo-oci:1"), "{loaded}");
+    let loaded = lb.ok(&["load", "-i", &p("s-docker.tar")]);
+    assert!(
+        loaded.contains("Loaded image: localhost/from/skopeo-docker:1"),
+        "{loaded}"
+    );
+    assert_eq!(
+        run_in_image(&lb, "localhost/from/skopeo-oci:1", &["/bin/cat", "/greeting"]),
+        "archived\n"
+    );
+    assert_eq!(
+        run_in_image(&lb, "localhost/from/skopeo-docker:1", &["/bin/cat", "/greeting"]),
+        "archived\n"
+    );
+
+    // lbox save output loads in podman (both formats) and runs there.
+    lb.ok(&["save", "-o", &p("l-docker.tar"), "localhost/from/skopeo-docker:1"]);
+    lb.ok(&[
+        "save",
+        "--format",
+        "oci-archive",
+        "-o",
+        &p("l-oci.tar"),
+        "localhost/from/skopeo-oci:1",
+    ]);
+    assert!(podman
+        .ok(&["load", "-i", &p("l-docker.tar")])
+        .contains("localhost/from/skopeo-docker:1"));
+    assert!(podman
+        .ok(&["load", "-i", &p("l-oci.tar")])
+        .contains("localhost/from/skopeo-oci:1"));
+    let cg = podman.cgroup();
+    assert_eq!(
+        podman.ok(&["run", "--rm", "--cgroup-parent", &cg, "localhost/from/skopeo-docker:1"]),
+        "archived\n"
+    );
+    assert_eq!(
+        podman.ok(&["run", "--rm", "--cgroup-parent", &cg, "localhost/from/skopeo-oci:1"]),
+        "archived\n"
+    );
+
+    // podman save output loads in lbox, in both formats.
+    podman.ok(&["tag", "localhost/from/skopeo-oci:1", "localhost/from/podman:2"]);
+    podman.ok(&["save", "-o", &p("p-docker.tar"), "localhost/from/podman:2"]);
+    podman.ok(&[
+        "save",
+        "--format",
+        "oci-archive",
+        "-o",
+        &p("p-oci.tar"),
+        "localhost/from/podman:2",
+    ]);
+    lb.ok(&["rmi", "localhost/from/skopeo-oci:1", "localhost/from/skopeo-docker:1"]);
+    lb.ok(&["load", "-i", &p("p-docker.tar")]);
+    assert_eq!(
+        run_in_image(&lb, "localhost/from/podman:2", &["/bin/cat", "/greeting"]),
+        "archived\n"
+    );
+    lb.ok(&["rmi", "localhost/from/podman:2"]);
+    let loaded = lb.ok(&["load", "-i", &p("p-oci.tar")]);
+    assert!(loaded.contains("Loaded image"), "{loaded}");
+    assert_eq!(lb.ok(&["images", "-q"]).lines().count(), 1);
+
+    // Several images in one archive, and a round trip through lbox itself.
+    lb.ok(&["import", &p("l-docker.tar"), "junk/notarootfs:1"]);
+    let ids = lb.ok(&["images", "-q"]);
+    let podman_loaded = ids.lines().last().expect("id");
+    lb.ok(&["save", "-o", &p("two.tar"), "junk/notarootfs:1", podman_loaded]);
+    let other = Lbox::new();
+    let loaded = other.ok(&["load", "-i", &p("two.tar")]);
+    assert!(loaded.contains("junk/notarootfs:1"), "{loaded}");
+    assert_eq!(other.ok(&["images", "-q"]).lines().count(), 2);
+
+    // Bad archives: not an archive at all, and one whose manifest names a file outside it.
+    std::fs::write(p("junk.tar"), b"not a tar at all, just text").expect("write");
+    assert!(lb.fails(&["load", "-i", &p("junk.tar")]).starts_with("lbox: "));
+    let evil = tarball(&[entry(
+        "manifest.json",
+        b'0',
+        br#"[{"Config":"../../../etc/passwd","RepoTags":["x:1"],"Layers":[]}]"#,
+        "",
+    )]);
+    std::fs::write(p("evil.tar"), evil).expect("write");
+    assert!(lb
+        .fails(&["load", "-i", &p("evil.tar")])
+        .contains("leaves the layer root"));
+    assert!(lb.store_dir("tmp").is_empty());
+}
+
+#[test]
+fn token_auth_with_a_token_service() {
+    let lb = Lbox::new();
+    let tokens = TokenServer::start(lb.dir.path(), "alice", "t0ken-pw");
+    let realm = format!("http://127.0.0.1:{}/token", tokens.port);
+    let reg = Registry::start(RegistryOpts {
+        token: Some((realm, tokens.cert.clone())),
+        ..Default::default()
+    });
+    let oci = umoci_image(lb.dir.path(), "behind a token\n");
+    let img = format!("{}/tok/bb:1", reg.host());
+    skopeo_push(&oci, &img, Some("alice:t0ken-pw"));
+
+    let denied = lb.fails(&["pull", &img]);
+    assert!(denied.contains("lbox login"), "{denied}");
+    let mut login = lb
+        .cmd()
+        .args(["login", "-u", "alice", "--password-stdin", &reg.host()])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    login
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"t0ken-pw\n")
+        .expect("write");
+    let login = login.wait_with_output().expect("wait");
+    assert!(login.status.success(), "login: {}", text(&login.stderr));
+    lb.ok(&["pull", &img]);
+    assert_eq!(run_in_image(&lb, &img, &["/bin/cat", "/greeting"]), "behind a token\n");
+    // Push to another repository with a pull+push token (and a mount from the first).
+    let other = format!("{}/tok/copy:2", reg.host());
+    lb.ok(&["tag", &img, &other]);
+    let pushed = lb.run(&["push", &other]);
+    assert!(pushed.status.success(), "push: {}", text(&pushed.stderr));
+    sh(Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--creds", "alice:t0ken-pw"])
+        .arg(format!("docker://{other}")));
+}
+
+#[test]
+fn a_platform_is_chosen_from_an_index() {
+    let reg = Scripted::start();
+    reg.set("/v2/", Route::ok("application/json", b"{}".to_vec()));
+    let lb = Lbox::new();
+    let mut descs = Vec::new();
+    for arch in ["arm64", "amd64"] {
+        let layer = tarball(&[entry("arch", b'0', arch.as_bytes(), "")]);
+        let diff = digest(&layer);
+        let config =
+            format!(r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":["{diff}"]}}}}"#);
+        let (cd, ld) = (digest(config.as_bytes()), diff.clone());
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{ld}","size":{}}}]}}"#,
+            config.len(),
+            layer.len()
+        );
+        let md = digest(manifest.as_bytes());
+        reg.set(
+            &format!("/v2/multi/blobs/{cd}"),
+            Route::ok("application/octet-stream", config.into_bytes()),
+        );
+        reg.set(
+            &format!("/v2/multi/blobs/{ld}"),
+            Route::ok("application/octet-stream", layer),
+        );
+        let variant = if arch == "arm64" { r#","variant":"v8""# } else { "" };
+        descs.push(format!(
+            r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{md}","size":{},"platform":{{"architecture":"{arch}","os":"linux"{variant}}}}}"#,
+            manifest.len()
+        ));
+        reg.set(
+            &format!("/v2/multi/manifests/{md}"),
+            Route::ok("application/vnd.oci.image.manifest.v1+json", manifest.into_bytes()),
+        );
+    }
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{}]}}"#,
+        descs.join(",")
+    );
+    reg.set(
+        "/v2/multi/manifests/latest",
+        Route::ok("application/vnd.oci.image.index.v1+json", index.into_bytes()),
+    );
+    let img = format!("{}/multi", reg.host());
+
+    lb.ok(&["pull", &img]);
+    let inspect: serde_json::Value = serde_json::from_str(&lb.ok(&["image", "inspect", &img])).expect("json");
+    assert_eq!(inspect[0]["Architecture"], "amd64", "the host's platform by default");
+    lb.ok(&["pull", "--platform", "linux/arm64", &img]);
+    let inspect: serde_json::Value = serde_json::from_str(&lb.ok(&["image", "inspect", &img])).expect("json");
+    assert_eq!(inspect[0]["Architecture"], "arm64");
+    let err = lb.fails(&["pull", "--platform", "linux/s390x", &img]);
+    assert!(
+        err.contains("linux/s390x") && err.contains("linux/arm64/v8") && err.contains("linux/amd64"),
+        "{err}"
+    );
+    assert!(lb.fails(&["pull", "--platform", "s390x", &img]).contains("os/arch"));
+}
+
+#[test]
+fn transient_registry_errors_are_retried() {
+    let reg = Scripted::start();
+    reg.set("/v2/", Route::ok("application/json", b"{}".to_vec()));
+    let lb = Lbox::new();
+    let layer = tarball(&[entry("file", b'0', b"eventually", "")]);
+    let (img, ld) = scripted_image(&reg, "flaky", layer.clone(), None);
+    let mut flaky = Route::ok("application/octet-stream", layer);
+    flaky.fail_first = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(2));
+    reg.set(&format!("/v2/flaky/blobs/{ld}"), flaky.clone());
+    lb.ok(&["pull", &img]);
+    assert_eq!(
+        flaky.fail_first.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "both failures were seen"
+    );
+    // A registry that keeps failing is reported, not retried forever.
+    let (img2, ld2) = scripted_image(&reg, "broken", tarball(&[entry("f", b'0', b"x", "")]), None);
+    let mut broken = Route::ok("application/octet-stream", Vec::new());
+    broken.fail_first = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(100));
+    reg.set(&format!("/v2/broken/blobs/{ld2}"), broken);
+    let err = lb.fails(&["pull", &img2]);
+    assert!(err.contains("HTTP 503"), "{err}");
+}
+
+#[test]
+fn image_commands_behave_like_dockers() {
+    let lb = Lbox::new();
+    let rootfs = lb.dir.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).expect("mkdir");
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("busybox");
+    let tarball = lb.dir.path().join("rootfs.tar.xz");
+    sh(Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cJf")
+        .arg(&tarball)
+        .arg("."));
+    let t = tarball.to_str().expect("utf8");
+
+    // import (xz) with changes and a message; ID prefixes and names resolve alike.
+    let id = lb
+        .ok(&[
+            "import",
+            "-c",
+            "ENV A=1",
+            "-c",
+            "WORKDIR /w",
+            "-m",
+            "base layer",
+            t,
+            "base:1",
+        ])
+        .trim()
+        .to_string();
+    assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
+    let short = &id[7..19];
+    let by_prefix: serde_json::Value = serde_json::from_str(&lb.ok(&["image", "inspect", short])).expect("json");
+    assert_eq!(by_prefix[0]["Id"], id.as_str());
+    assert_eq!(by_prefix[0]["RepoTags"][0], "base:1");
+    assert_eq!(by_prefix[0]["Config"]["Env"][0], "A=1");
+    assert_eq!(by_prefix[0]["Config"]["WorkingDir"], "/w");
+    let history = lb.ok(&["image", "history", "base:1"]);
+    assert!(
+        history.contains("lbox import") && history.contains("base layer") && history.starts_with("IMAGE"),
+        "{history}"
+    );
+
+    // images: table, json, filters, digests.
+    lb.ok(&["tag", "base:1", "docker.io/library/base:2"]);
+    let table = lb.ok(&["images"]);
+    let header = table.lines().next().expect("header");
+    assert!(
+        header.starts_with("REPOSITORY") && header.contains("IMAGE ID") && header.contains("SIZE"),
+        "{table}"
+    );
+    assert_eq!(table.lines().count(), 3, "one line per name: {table}");
+    assert_eq!(lb.ok(&["images", "base:2"]).lines().count(), 2);
+    assert_eq!(lb.ok(&["images", "-q"]).trim(), short);
+    for line in lb.ok(&["images", "--format", "json"]).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("one JSON object per line");
+        assert_eq!(v["Repository"], "base");
+        assert_eq!(v["ID"], short);
+    }
+    assert!(lb.fails(&["images", "--format", "yaml"]).contains("unknown --format"));
+
+    // rmi: by ID with two names needs -f; a name of a multi-tagged image only untags.
+    assert!(lb.fails(&["rmi", short]).contains("must be forced"));
+    assert_eq!(lb.ok(&["rmi", "base:2"]).trim(), "Untagged: base:2");
+    // Errors say what to do.
+    assert!(lb
+        .fails(&["tag", "nosuch:1", "x:1"])
+        .contains("not found locally; pull it with: lbox pull nosuch:1"));
+    assert!(lb.fails(&["pull", "Bad/Name"]).contains("must be lowercase"));
+    assert!(lb.fails(&["import", "/nonexistent.tar"]).contains("/nonexistent.tar"));
+
+    // prune: dangling images only, then everything with -a.
+    lb.ok(&["import", t]);
+    assert_eq!(lb.ok(&["images", "-q"]).lines().count(), 2);
+    let pruned = lb.ok(&["image", "prune", "-f"]);
+    assert!(
+        pruned.contains("Deleted: sha256:") && pruned.contains("Total reclaimed space"),
+        "{pruned}"
+    );
+    assert_eq!(lb.ok(&["images", "-q"]).trim(), short, "the tagged image stays");
+    lb.ok(&["image", "prune", "-a", "-f"]);
+    assert_eq!(lb.ok(&["images", "-q"]), "");
+    assert!(lb.store_dir("layers").is_empty() && lb.store_dir("blobs/sha256").is_empty());
 }

@@ -15,6 +15,9 @@ use crate::reference::Reference;
 use crate::store::{BlobWriter, ImageLayer, NewImage, Store};
 
 const MAX_MANIFEST: u64 = 4 << 20;
+
+/// (bytes of file data unpacked, length of the uncompressed tar)
+type LayerSizes = (u64, u64);
 const PARALLEL: usize = 4;
 
 #[derive(Clone, Debug, Default)]
@@ -201,7 +204,7 @@ fn pull_layers(
         )));
     }
     let chains = manifest::chain_ids(diff_ids);
-    let mut sizes: Vec<Option<u64>> = vec![None; m.layers.len()];
+    let mut sizes: Vec<Option<LayerSizes>> = vec![None; m.layers.len()];
     let mut todo = Vec::new();
     for (i, l) in m.layers.iter().enumerate() {
         if l.media_type == manifest::DOCKER_LAYER_FOREIGN || l.urls.is_some() {
@@ -221,7 +224,7 @@ fn pull_layers(
     }
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
-    let results: Mutex<Vec<(usize, Result<u64>)>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<(usize, Result<LayerSizes>)>> = Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for _ in 0..PARALLEL.min(todo.len()) {
             s.spawn(|| loop {
@@ -260,7 +263,10 @@ fn pull_layers(
                 blob: l.digest.clone(),
                 media_type: l.media_type.clone(),
                 blob_size: l.size,
-                size: sizes[i].ok_or_else(|| Error::Invalid(format!("layer {} was not pulled", l.digest)))?,
+                size: sizes[i]
+                    .ok_or_else(|| Error::Invalid(format!("layer {} was not pulled", l.digest)))?
+                    .0,
+                tar_size: sizes[i].map(|s| s.1).unwrap_or(0),
             })
         })
         .collect()
@@ -276,7 +282,7 @@ fn pull_layer(
     diff_id: &Digest,
     parents: &[Digest],
     progress: &dyn Progress,
-) -> Result<u64> {
+) -> Result<LayerSizes> {
     progress.started(&desc.digest, desc.size);
     let resp = get_blob(c, r, &desc.digest)?;
     // Never read more than the descriptor promised (plus one byte, to notice the excess).

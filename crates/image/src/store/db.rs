@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS image_layers (
     media_type TEXT NOT NULL,
     blob_size INTEGER NOT NULL,
     size INTEGER NOT NULL,
+    tar_size INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (image_id, position)
 );
 CREATE INDEX IF NOT EXISTS image_layers_chain ON image_layers(chain_id);
@@ -57,6 +58,8 @@ pub struct ImageLayer {
     pub blob_size: u64,
     /// Bytes of file data once unpacked.
     pub size: u64,
+    /// Length of the uncompressed layer tar.
+    pub tar_size: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -146,8 +149,8 @@ impl Store {
         tx.execute("DELETE FROM image_layers WHERE image_id = ?1", [img.id.to_string()])?;
         for (i, l) in img.layers.iter().enumerate() {
             tx.execute(
-                "INSERT INTO image_layers (image_id, position, chain_id, diff_id, blob, media_type, blob_size, size)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO image_layers (image_id, position, chain_id, diff_id, blob, media_type, blob_size, size, tar_size)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     img.id.to_string(),
                     i as i64,
@@ -156,7 +159,8 @@ impl Store {
                     l.blob.to_string(),
                     l.media_type,
                     l.blob_size as i64,
-                    l.size as i64
+                    l.size as i64,
+                    l.tar_size as i64
                 ],
             )?;
         }
@@ -210,7 +214,7 @@ impl Store {
     pub fn image_layers(&self, id: &Digest) -> Result<Vec<ImageLayer>> {
         let db = self.db();
         let mut st = db.prepare(
-            "SELECT chain_id, diff_id, blob, media_type, blob_size, size FROM image_layers
+            "SELECT chain_id, diff_id, blob, media_type, blob_size, size, tar_size FROM image_layers
              WHERE image_id = ?1 ORDER BY position",
         )?;
         let rows = st
@@ -222,6 +226,7 @@ impl Store {
                     media_type: r.get(3)?,
                     blob_size: r.get::<_, i64>(4)? as u64,
                     size: r.get::<_, i64>(5)? as u64,
+                    tar_size: r.get::<_, i64>(6)? as u64,
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -12,7 +12,10 @@ use crate::unpack;
 pub struct Unpacked {
     tmp: PathBuf,
     pub diff_id: Digest,
+    /// Bytes of file data unpacked.
     pub bytes: u64,
+    /// Length of the uncompressed tar stream (what `save` writes back).
+    pub tar_size: u64,
 }
 
 impl Drop for Unpacked {
@@ -28,24 +31,24 @@ impl Store {
         self.layer_path(chain_id).is_dir()
     }
 
-    /// Unpacked size of a layer already in place (recorded by any image that uses it).
-    pub fn layer_size(&self, chain_id: &Digest) -> Result<Option<u64>> {
+    /// Unpacked size and tar length of a layer already in place (recorded by any image using it).
+    pub fn layer_size(&self, chain_id: &Digest) -> Result<Option<(u64, u64)>> {
         use rusqlite::OptionalExtension;
-        let n: Option<i64> = self
+        let n: Option<(i64, i64)> = self
             .db()
             .query_row(
-                "SELECT size FROM image_layers WHERE chain_id = ?1 LIMIT 1",
+                "SELECT size, tar_size FROM image_layers WHERE chain_id = ?1 AND tar_size > 0 LIMIT 1",
                 [chain_id.to_string()],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        Ok(n.map(|n| n as u64))
+        Ok(n.map(|(a, b)| (a as u64, b as u64)))
     }
 
     /// Unpack a layer stream (gzip, zstd, xz or plain tar) as layer `chain_id`, checking that
     /// its content hashes to `diff_id`. `parents` are the chain IDs below it, bottom first.
     /// `verify` gets the compressed stream back once the tar is read, to check the blob itself;
-    /// the layer goes into place only if that succeeds too. Returns the bytes unpacked.
+    /// the layer goes into place only if that succeeds too. Returns (bytes unpacked, tar length).
     pub fn extract_layer<R: Read>(
         &self,
         mut compressed: R,
@@ -53,7 +56,7 @@ impl Store {
         diff_id: &Digest,
         parents: &[Digest],
         verify: impl FnOnce(R) -> Result<()>,
-    ) -> Result<u64> {
+    ) -> Result<(u64, u64)> {
         let u = {
             let (_, tar) =
                 crate::compress::decompress(&mut compressed).map_err(Error::io(format!("read layer {diff_id}")))?;
@@ -62,9 +65,9 @@ impl Store {
         // The blob the manifest promised is checked first: a wrong diff ID is only news if it is right.
         verify(compressed)?;
         diff_id.check(&format!("layer {diff_id} (uncompressed content)"), &u.diff_id)?;
-        let bytes = u.bytes;
+        let sizes = (u.bytes, u.tar_size);
         self.place_layer(u, chain_id)?;
-        Ok(bytes)
+        Ok(sizes)
     }
 
     /// Unpack an uncompressed tar into a temporary directory, hashing it on the way.
@@ -75,13 +78,15 @@ impl Store {
             tmp,
             diff_id: Digest::of(b""),
             bytes: 0,
+            tar_size: 0,
         };
         let lowers: Vec<PathBuf> = parents.iter().rev().map(|c| self.layer_path(c)).collect();
         let mut hashed = HashReader::new(tar);
         let stats = unpack::unpack(&mut hashed, &u.tmp, label, &lowers)?;
-        let (digest, _) = hashed.finish().map_err(Error::io(format!("read layer {label}")))?;
+        let (digest, tar_size) = hashed.finish().map_err(Error::io(format!("read layer {label}")))?;
         u.diff_id = digest;
         u.bytes = stats.bytes;
+        u.tar_size = tar_size;
         Ok(u)
     }
 

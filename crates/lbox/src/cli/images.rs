@@ -90,6 +90,27 @@ pub struct ImportArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct SaveArgs {
+    #[arg(required = true)]
+    pub images: Vec<String>,
+    /// Write to this file instead of standard output.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// docker-archive (default) or oci-archive.
+    #[arg(long, default_value = "docker-archive")]
+    pub format: String,
+}
+
+#[derive(Args, Debug)]
+pub struct LoadArgs {
+    /// Read from this file instead of standard input.
+    #[arg(short, long)]
+    pub input: Option<PathBuf>,
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct InspectArgs {
     #[arg(required = true)]
     pub images: Vec<String>,
@@ -363,6 +384,49 @@ pub fn import(root: &Path, a: ImportArgs) -> Result<i32> {
     };
     let id = image::import::import(&store, src, &a.source, tag.as_ref(), &opts)?;
     println!("{id}");
+    Ok(0)
+}
+
+pub fn save(root: &Path, a: SaveArgs) -> Result<i32> {
+    let store = open(root)?;
+    let format = image::archive::Format::parse(&a.format)?;
+    let out: Box<dyn std::io::Write> = match &a.output {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("create {}", p.display()))?,
+        )),
+        None if std::io::IsTerminal::is_terminal(&std::io::stdout()) => {
+            bail!("refusing to write an archive to a terminal: use -o FILE or redirect standard output")
+        }
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let result = image::archive::save(&store, &a.images, format, out);
+    if result.is_err() {
+        // A half-written archive is worse than none.
+        if let Some(p) = &a.output {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+    result?;
+    Ok(0)
+}
+
+pub fn load(root: &Path, a: LoadArgs) -> Result<i32> {
+    let store = open(root)?;
+    let loaded = match &a.input {
+        Some(p) => {
+            let f = std::fs::File::open(p).with_context(|| format!("open {}", p.display()))?;
+            image::archive::load(&store, f)?
+        }
+        None => image::archive::load(&store, std::io::stdin().lock())?,
+    };
+    if !a.quiet {
+        for l in loaded {
+            match l.strip_prefix("ID: ") {
+                Some(id) => println!("Loaded image ID: {id}"),
+                None => println!("Loaded image: {l}"),
+            }
+        }
+    }
     Ok(0)
 }
 

@@ -51,6 +51,10 @@ pub enum Command {
     Tag(images::TagArgs),
     /// Make a one-layer image from a root filesystem tarball (file, URL or - for stdin).
     Import(images::ImportArgs),
+    /// Write images to a tar archive (docker-archive, or oci-archive with --format).
+    Save(images::SaveArgs),
+    /// Read images from an archive written by save (or by docker, podman or skopeo).
+    Load(images::LoadArgs),
     /// Log in to a registry.
     Login(login::LoginArgs),
     /// Log out of a registry.
@@ -89,6 +93,10 @@ pub enum ImageCommand {
     Tag(images::TagArgs),
     /// Import a root filesystem tarball.
     Import(images::ImportArgs),
+    /// Save images to an archive.
+    Save(images::SaveArgs),
+    /// Load images from an archive.
+    Load(images::LoadArgs),
     /// Mount an image's root filesystem (writable overlay) and print where.
     Mount(images::MountArgs),
     /// Unmount what `image mount` mounted.
@@ -123,6 +131,8 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::rmi(&root, a),
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => images::tag(&root, a),
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => images::import(&root, a),
+        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => images::save(&root, a),
+        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => images::load(&root, a),
         Command::Image(ImageCommand::Inspect(a)) => images::inspect(&root, a),
         Command::Image(ImageCommand::History(a)) => images::history(&root, a),
         Command::Image(ImageCommand::Prune(a)) => images::prune(&root, a),

@@ -22,6 +22,8 @@ pub struct Registry {
 pub struct RegistryOpts {
     pub basic_auth: Option<(String, String)>,
     pub tls: bool,
+    /// (realm URL, certificate of the token signer)
+    pub token: Option<(String, PathBuf)>,
 }
 
 fn free_port() -> u16 {
@@ -60,6 +62,12 @@ impl Registry {
             conf.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: lbox-test\n    path: {}\n",
                 htpasswd.display()
+            ));
+        }
+        if let Some((realm, cert)) = &opts.token {
+            conf.push_str(&format!(
+                "auth:\n  token:\n    realm: {realm}\n    service: lbox-registry\n    issuer: lbox-test-issuer\n    rootcertbundle: {}\n",
+                cert.display()
             ));
         }
         let cfg = dir.path().join("config.yml");
@@ -150,6 +158,8 @@ pub struct Route {
     pub claimed_len: Option<usize>,
     /// Pause after each 64 KiB.
     pub delay: Option<Duration>,
+    /// Answer 503 this many times before serving the route.
+    pub fail_first: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Route {
@@ -160,6 +170,7 @@ impl Route {
             body,
             claimed_len: None,
             delay: None,
+            fail_first: Arc::default(),
         }
     }
 }
@@ -214,13 +225,31 @@ fn serve(conn: TcpStream, routes: &Mutex<HashMap<String, Route>>) {
             }
         }
         let route = routes.lock().unwrap_or_else(|e| e.into_inner()).get(&path).cloned();
-        let r = route.unwrap_or(Route {
+        let mut r = route.unwrap_or(Route {
             status: 404,
             content_type: "application/json".into(),
             body: br#"{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}"#.to_vec(),
             claimed_len: None,
             delay: None,
+            fail_first: Arc::default(),
         });
+        let failing = r
+            .fail_first
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            )
+            .is_ok();
+        if failing {
+            r = Route {
+                status: 503,
+                body: b"busy".to_vec(),
+                claimed_len: None,
+                delay: None,
+                ..r
+            };
+        }
         let len = r.claimed_len.unwrap_or(r.body.len());
         let head = format!(
             "HTTP/1.1 {} X\r\nContent-Type: {}\r\nContent-Length: {len}\r\nDocker-Distribution-API-Version: registry/2.0\r\n\r\n",
@@ -244,4 +273,162 @@ fn serve(conn: TcpStream, routes: &Mutex<HashMap<String, Route>>) {
             return;
         }
     }
+}
+
+/// A token service for docker-registry's `auth: token` mode: it signs RS256 JWTs (with openssl)
+/// carrying an x5c certificate the registry trusts, and grants what is asked to one user.
+pub struct TokenServer {
+    pub port: u16,
+    pub cert: PathBuf,
+}
+
+fn b64(data: &[u8], url: bool) -> String {
+    use base64::Engine;
+    if url {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
+    } else {
+        base64::engine::general_purpose::STANDARD.encode(data)
+    }
+}
+
+fn url_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if b[i] == b'+' { b' ' } else { b[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl TokenServer {
+    pub fn start(dir: &Path, user: &str, password: &str) -> TokenServer {
+        let key = dir.join("token.key");
+        let cert = dir.join("token.crt");
+        run(Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=lbox token",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert));
+        let der = Command::new("openssl")
+            .args(["x509", "-outform", "DER", "-in"])
+            .arg(&cert)
+            .output()
+            .expect("openssl");
+        let x5c = b64(&der.stdout, false);
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        let expected = format!("Basic {}", b64(format!("{user}:{password}").as_bytes(), false));
+        std::thread::spawn(move || {
+            for conn in l.incoming().flatten() {
+                let (key, x5c, expected) = (key.clone(), x5c.clone(), expected.clone());
+                std::thread::spawn(move || token_reply(conn, &key, &x5c, &expected));
+            }
+        });
+        TokenServer { port, cert }
+    }
+}
+
+fn token_reply(conn: TcpStream, key: &Path, x5c: &str, expected: &str) {
+    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+    let mut w = conn;
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return;
+    }
+    let mut auth = None;
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            if k.eq_ignore_ascii_case("authorization") {
+                auth = Some(v.trim().to_string());
+            }
+        }
+    }
+    let target = line.split_whitespace().nth(1).unwrap_or("");
+    let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let mut service = String::new();
+    let mut access = Vec::new();
+    for kv in query.split('&') {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        let v = url_decode(v);
+        match k {
+            "service" => service = v,
+            "scope" => {
+                let parts: Vec<&str> = v.splitn(3, ':').collect();
+                if let [kind, name, actions] = parts.as_slice() {
+                    access.push(serde_json::json!({"type": kind, "name": name, "actions": actions.split(',').collect::<Vec<_>>()}));
+                }
+            }
+            _ => {}
+        }
+    }
+    let (status, body) = match auth.as_deref() {
+        Some(a) if a == expected => (200, None),
+        Some(_) => (401, Some(r#"{"details":"wrong credentials"}"#.to_string())),
+        // Anonymous callers get a token that grants nothing.
+        None => {
+            access.clear();
+            (200, None)
+        }
+    };
+    let body = body.unwrap_or_else(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [x5c]});
+        let claims = serde_json::json!({
+            "iss": "lbox-test-issuer", "sub": "alice", "aud": service, "exp": now + 600, "nbf": now - 60,
+            "iat": now, "jti": format!("{now}-{}", std::process::id()), "access": access,
+        });
+        let signing_input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes(), true),
+            b64(claims.to_string().as_bytes(), true)
+        );
+        let mut child = Command::new("openssl")
+            .args(["dgst", "-sha256", "-sign"])
+            .arg(key)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("openssl");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(signing_input.as_bytes())
+            .expect("write");
+        let sig = child.wait_with_output().expect("sign").stdout;
+        let jwt = format!("{signing_input}.{}", b64(&sig, true));
+        serde_json::json!({"token": jwt, "access_token": jwt, "expires_in": 600}).to_string()
+    });
+    let _ = write!(
+        w,
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
 }
