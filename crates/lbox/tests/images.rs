@@ -241,6 +241,19 @@ fn pull_run_push_round_trip_with_umoci_skopeo_and_podman() {
         text(&again.stderr)
     );
 
+    // The same image with zstd-compressed layers.
+    let zst = format!("{}/test/zstd:1", reg.host());
+    sh(Command::new("skopeo")
+        .args(["copy", "--dest-compress-format", "zstd", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:bb", oci.display()))
+        .arg(format!("docker://{zst}")));
+    lb.ok(&["pull", &zst]);
+    assert_eq!(
+        run_in_image(&lb, &zst, &["/bin/cat", "/greeting"]),
+        "hello from umoci\n"
+    );
+    lb.ok(&["rmi", &zst]);
+
     // The image runs through lbox-runc on its overlay rootfs.
     assert_eq!(
         run_in_image(&lb, &src, &["/bin/cat", "/greeting"]),
@@ -321,7 +334,18 @@ fn basic_auth_login_and_logout() {
     let lb = Lbox::new();
     let oci = umoci_image(lb.dir.path(), "private\n");
     let img = format!("{}/priv/bb:1", reg.host());
-    skopeo_push(&oci, &img, Some("alice:s3cret-pw"));
+    // Docker schema 2 media types this time (skopeo --format v2s2).
+    sh(Command::new("skopeo")
+        .args([
+            "copy",
+            "--format",
+            "v2s2",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            "alice:s3cret-pw",
+        ])
+        .arg(format!("oci:{}:bb", oci.display()))
+        .arg(format!("docker://{img}")));
 
     let denied = lb.fails(&["pull", &img]);
     assert!(denied.contains(&format!("lbox login {}", reg.host())), "{denied}");
@@ -370,6 +394,19 @@ fn basic_auth_login_and_logout() {
     lb.ok(&["rmi", &img]);
     lb.fails(&["pull", &img]);
     assert!(lb.fails(&["logout", &reg.host()]).contains("not logged in"));
+    // Credentials from `docker login` (~/.docker/config.json) are used too.
+    std::fs::create_dir_all(lb.dir.path().join(".docker")).expect("mkdir");
+    std::fs::write(
+        lb.dir.path().join(".docker/config.json"),
+        format!(r#"{{"auths":{{"{}":{{"auth":"YWxpY2U6czNjcmV0LXB3"}}}}}}"#, reg.host()),
+    )
+    .expect("docker config");
+    lb.ok(&["pull", &img]);
+    let inspect: serde_json::Value = serde_json::from_str(&lb.ok(&["image", "inspect", &img])).expect("json");
+    assert_eq!(
+        inspect[0]["Manifest"]["MediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
 }
 
 #[test]
@@ -764,9 +801,9 @@ fn save_and_load_interchange_with_podman_and_skopeo() {
     assert_eq!(lb.ok(&["images", "-q"]).lines().count(), 1);
 
     // Several images in one archive, and a round trip through lbox itself.
-    lb.ok(&["import", &p("l-docker.tar"), "junk/notarootfs:1"]);
+    let junk = lb.ok(&["import", &p("l-docker.tar"), "junk/notarootfs:1"]);
     let ids = lb.ok(&["images", "-q"]);
-    let podman_loaded = ids.lines().last().expect("id");
+    let podman_loaded = ids.lines().find(|id| !junk.contains(id)).expect("the podman image");
     lb.ok(&["save", "-o", &p("two.tar"), "junk/notarootfs:1", podman_loaded]);
     let other = Lbox::new();
     let loaded = other.ok(&["load", "-i", &p("two.tar")]);
@@ -808,6 +845,7 @@ fn token_auth_with_a_token_service() {
         .cmd()
         .args(["login", "-u", "alice", "--password-stdin", &reg.host()])
         .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
@@ -901,12 +939,46 @@ fn transient_registry_errors_are_retried() {
     let mut flaky = Route::ok("application/octet-stream", layer);
     flaky.fail_first = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(2));
     reg.set(&format!("/v2/flaky/blobs/{ld}"), flaky.clone());
-    lb.ok(&["pull", &img]);
+    // On a terminal the pull draws progress bars (script gives it a pty).
+    let pty = Command::new("script")
+        .args(["-qec"])
+        .arg(format!("{} pull {img}", common::lbox().display()))
+        .arg("/dev/null")
+        .env("LBOX_ROOT", lb.root())
+        .env("HOME", lb.dir.path())
+        .output()
+        .expect("script");
+    assert!(pty.status.success(), "{}", text(&pty.stderr));
+    assert!(text(&pty.stdout).contains("Pull complete"), "{}", text(&pty.stdout));
     assert_eq!(
         flaky.fail_first.load(std::sync::atomic::Ordering::SeqCst),
         0,
         "both failures were seen"
     );
+    lb.ok(&["rmi", &img]);
+
+    // import takes a URL too.
+    let gz = lb.dir.path().join("url.tar.gz");
+    std::fs::write(lb.dir.path().join("hello"), "from a URL\n").expect("write");
+    sh(Command::new("tar")
+        .arg("-C")
+        .arg(lb.dir.path())
+        .arg("-czf")
+        .arg(&gz)
+        .arg("hello"));
+    reg.set(
+        "/files/rootfs.tar.gz",
+        Route::ok("application/gzip", std::fs::read(&gz).expect("read")),
+    );
+    lb.ok(&[
+        "import",
+        &format!("http://{}/files/rootfs.tar.gz", reg.host()),
+        "from/url:1",
+    ]);
+    let merged = lb.ok(&["image", "mount", "from/url:1"]).trim().to_string();
+    let content = std::fs::read_to_string(Path::new(&merged).join("hello"));
+    lb.ok(&["image", "unmount", &merged]);
+    assert_eq!(content.expect("hello"), "from a URL\n");
     // A registry that keeps failing is reported, not retried forever.
     let (img2, ld2) = scripted_image(&reg, "broken", tarball(&[entry("f", b'0', b"x", "")]), None);
     let mut broken = Route::ok("application/octet-stream", Vec::new());
