@@ -1,11 +1,13 @@
 //! Content digests (`sha256:<hex>`) and readers/writers that compute them on the fly, so a blob is
-//! hashed while it streams and never read twice.
+//! hashed while it streams and never read twice. SHA-256 comes from ring (already linked for TLS):
+//! its assembly runs about twice as fast as the sha2 crate's on CPUs without SHA extensions, and
+//! hashing is most of a pull's CPU time.
 
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::str::FromStr;
 
-use sha2::{Digest as _, Sha256};
+use ring::digest::{Context as Sha256, SHA256};
 
 use crate::error::{Error, Result};
 
@@ -16,12 +18,14 @@ pub struct Digest {
 
 impl Digest {
     pub fn of(data: &[u8]) -> Digest {
-        Digest::from_hasher(Sha256::new_with_prefix(data))
+        Digest {
+            hex: hex(ring::digest::digest(&SHA256, data).as_ref()),
+        }
     }
 
     pub fn from_hasher(h: Sha256) -> Digest {
         Digest {
-            hex: hex(&h.finalize()),
+            hex: hex(h.finish().as_ref()),
         }
     }
 
@@ -104,7 +108,7 @@ impl<R: Read> HashReader<R> {
     pub fn new(inner: R) -> Self {
         HashReader {
             inner,
-            hasher: Sha256::new(),
+            hasher: Sha256::new(&SHA256),
             count: 0,
         }
     }
@@ -136,7 +140,7 @@ impl<W: Write> HashWriter<W> {
     pub fn new(inner: W) -> Self {
         HashWriter {
             inner,
-            hasher: Sha256::new(),
+            hasher: Sha256::new(&SHA256),
             count: 0,
         }
     }

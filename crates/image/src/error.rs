@@ -38,6 +38,10 @@ pub enum Error {
     Db(#[from] rusqlite::Error),
     #[error("{0}")]
     Invalid(String),
+    /// A hard link points into a lower layer that is still being unpacked (layers unpack in
+    /// parallel); the layer must be unpacked again once the lower ones are in place.
+    #[error("layer {0}: a hard link points into a lower layer that is not unpacked yet")]
+    LowerLayersPending(String),
     #[error("{0}")]
     Conflict(String),
 }

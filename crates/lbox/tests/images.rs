@@ -1072,3 +1072,44 @@ fn image_commands_behave_like_dockers() {
     assert_eq!(lb.ok(&["images", "-q"]), "");
     assert!(lb.store_dir("layers").is_empty() && lb.store_dir("blobs/sha256").is_empty());
 }
+
+#[test]
+fn a_hard_link_into_a_lower_layer_survives_parallel_unpacking() {
+    let reg = Scripted::start();
+    reg.set("/v2/", Route::ok("application/json", b"{}".to_vec()));
+    let lb = Lbox::new();
+    let lower = tarball(&[entry("data", b'0', &[b'x'; 300_000], "")]);
+    let upper = tarball(&[entry("link", b'1', b"", "data")]);
+    let (dl, du) = (digest(&lower), digest(&upper));
+    let config =
+        format!(r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{dl}","{du}"]}}}}"#);
+    let cd = digest(config.as_bytes());
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{dl}","size":{}}},{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{du}","size":{}}}]}}"#,
+        config.len(),
+        lower.len(),
+        upper.len()
+    );
+    reg.set(
+        "/v2/links/manifests/latest",
+        Route::ok("application/vnd.oci.image.manifest.v1+json", manifest.into_bytes()),
+    );
+    reg.set(
+        &format!("/v2/links/blobs/{cd}"),
+        Route::ok("application/octet-stream", config.into_bytes()),
+    );
+    // The lower layer arrives slowly, so the upper one is unpacked first and must wait for it.
+    let mut slow = Route::ok("application/octet-stream", lower);
+    slow.delay = Some(std::time::Duration::from_millis(100));
+    reg.set(&format!("/v2/links/blobs/{dl}"), slow);
+    reg.set(
+        &format!("/v2/links/blobs/{du}"),
+        Route::ok("application/octet-stream", upper),
+    );
+    let img = format!("{}/links", reg.host());
+    lb.ok(&["pull", &img]);
+    let merged = lb.ok(&["image", "mount", &img]).trim().to_string();
+    let link = std::fs::read(Path::new(&merged).join("link"));
+    lb.ok(&["image", "unmount", &merged]);
+    assert_eq!(link.expect("the link's content").len(), 300_000);
+}

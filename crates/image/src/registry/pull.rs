@@ -18,7 +18,16 @@ const MAX_MANIFEST: u64 = 4 << 20;
 
 /// (bytes of file data unpacked, length of the uncompressed tar)
 type LayerSizes = (u64, u64);
+/// Layers fetched at once, unless `LBOX_PULL_JOBS` says otherwise.
 const PARALLEL: usize = 4;
+
+fn parallel() -> usize {
+    std::env::var("LBOX_PULL_JOBS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(PARALLEL)
+}
 
 #[derive(Clone, Debug, Default)]
 pub struct PullOptions {
@@ -225,24 +234,32 @@ fn pull_layers(
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let results: Mutex<Vec<(usize, Result<LayerSizes>)>> = Mutex::new(Vec::new());
+    let deferred: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+    let one = |i: usize| {
+        pull_layer(
+            store,
+            c,
+            r,
+            &m.layers[i],
+            &chains[i],
+            &diff_ids[i],
+            &chains[..i],
+            progress,
+        )
+    };
     std::thread::scope(|s| {
-        for _ in 0..PARALLEL.min(todo.len()) {
+        for _ in 0..parallel().min(todo.len()) {
             s.spawn(|| loop {
                 let k = next.fetch_add(1, Ordering::SeqCst);
                 if k >= todo.len() || failed.load(Ordering::SeqCst) {
                     break;
                 }
                 let i = todo[k];
-                let res = pull_layer(
-                    store,
-                    c,
-                    r,
-                    &m.layers[i],
-                    &chains[i],
-                    &diff_ids[i],
-                    &chains[..i],
-                    progress,
-                );
+                let res = one(i);
+                if let Err(Error::LowerLayersPending(_)) = res {
+                    deferred.lock().unwrap_or_else(|p| p.into_inner()).push(i);
+                    continue;
+                }
                 if res.is_err() {
                     failed.store(true, Ordering::SeqCst);
                 }
@@ -250,7 +267,16 @@ fn pull_layers(
             });
         }
     });
-    for (i, res) in results.into_inner().unwrap_or_else(|p| p.into_inner()) {
+    let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    // Layers with hard links into lower ones go again, in order, now that the others are in place.
+    let mut deferred = deferred.into_inner().unwrap_or_else(|p| p.into_inner());
+    deferred.sort_unstable();
+    if !results.iter().any(|(_, res)| res.is_err()) {
+        for i in deferred {
+            results.push((i, one(i)));
+        }
+    }
+    for (i, res) in results {
         sizes[i] = Some(res?);
     }
     m.layers

@@ -38,6 +38,8 @@ struct Unpacker<'a> {
     cached: Option<(PathBuf, OwnedFd)>,
     dirs: Vec<(PathBuf, Meta)>,
     stats: Stats,
+    /// Set when a hard link's target may be in a lower layer that is not in place yet.
+    lower_pending: bool,
 }
 
 /// Unpack `stream` (an uncompressed tar) into the existing, empty directory `dest`. `lowers` are
@@ -58,6 +60,7 @@ pub fn unpack(stream: impl Read, dest: &Path, layer: &str, lowers: &[PathBuf]) -
         cached: None,
         dirs: Vec::new(),
         stats: Stats::default(),
+        lower_pending: false,
     };
     let mut ar = tar::Archive::new(stream);
     let entries = ar.entries().map_err(|e| u.err("", format!("read tar: {e}")))?;
@@ -186,6 +189,9 @@ impl Unpacker<'_> {
         }
         self.invalidate(&ep.full());
         let r = self.create(e, kind, &ep, meta, &shown);
+        if r.is_err() && self.lower_pending {
+            return Err(Error::LowerLayersPending(self.layer.to_string()));
+        }
         r.map_err(|reason| self.err(&shown, reason))
     }
 
@@ -269,8 +275,11 @@ impl Unpacker<'_> {
                     .filter_map(|l| {
                         rustix::fs::open(l, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).ok()
                     })
-                    .find_map(|l| open_beneath(&l, &t.full(), OFlags::RDONLY | OFlags::NOFOLLOW).ok())
-                    .ok_or_else(|| format!("hard link target {:?} does not exist", t.full()))?;
+                    .find_map(|l| open_beneath(&l, &t.full(), OFlags::RDONLY | OFlags::NOFOLLOW).ok());
+                let Some(src) = src else {
+                    self.lower_pending = self.lowers.iter().any(|l| !l.exists());
+                    return Err(format!("hard link target {:?} does not exist", t.full()));
+                };
                 let dir = self.parent(&ep.parent)?;
                 node::copy_from_lower(dir, &ep.name, src)
             }

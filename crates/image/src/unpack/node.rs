@@ -124,12 +124,30 @@ pub fn regular(dir: &OwnedFd, name: &OsStr, m: &Meta, data: &mut dyn Read, size:
     )
     .map_err(explain)?;
     let mut f = File::from(fd);
-    let n = io::copy(&mut data.take(size), &mut f).map_err(|e| format!("write: {e}"))?;
+    let n = copy(&mut data.take(size), &mut f).map_err(|e| format!("write: {e}"))?;
     if n != size {
         return Err(format!("truncated: {n} of {size} bytes"));
     }
     finish_file(&f, m)?;
     Ok(n)
+}
+
+/// io::copy with a larger buffer: file data comes from a decompressor, not an fd, so std's
+/// 8 KiB loop would cost a write per 8 KiB.
+fn copy(r: &mut dyn Read, w: &mut File) -> io::Result<u64> {
+    use std::io::Write;
+    let mut buf = vec![0u8; 128 * 1024];
+    let mut n = 0u64;
+    loop {
+        let k = match r.read(&mut buf) {
+            Ok(0) => return Ok(n),
+            Ok(k) => k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        w.write_all(&buf[..k])?;
+        n += k as u64;
+    }
 }
 
 /// Owner first: chown clears set-uid bits that the mode then puts back.
