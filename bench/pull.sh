@@ -100,12 +100,17 @@ ms() {
   e=$(date +%s%N)
   echo $(( (e - s) / 1000000 ))
 }
+cold() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
 : >"$work/lbox.txt"; : >"$work/podman.txt"; : >"$work/skopeo.txt"
 for i in $(seq "$N"); do
-  sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
+  # Every tool starts from the same cold page cache (the registry's blobs included), not only
+  # the first one of each round.
+  cold
   ms env LBOX_ROOT="$work/lbox-$i" "$LBOX" pull "$img" >>"$work/lbox.txt"
+  cold
   ms env CONTAINERS_CONF="$work/containers.conf" podman --root "$work/podman-$i/storage" --runroot "$work/podman-$i/run" \
     pull --tls-verify=false "$img" >>"$work/podman.txt"
+  cold
   ms skopeo copy --src-tls-verify=false "docker://$img" "dir:$work/skopeo-$i" >>"$work/skopeo.txt"
 done
 # Stores are removed only now: deleting thousands of files between runs makes the next run's file

@@ -17,13 +17,23 @@ pub struct ImportOptions {
     pub changes: Vec<String>,
 }
 
-/// Feeds the uncompressed tar to the gzip encoder as the unpacker reads it.
-struct Tee<R> {
-    inner: R,
-    out: flate2::write::GzEncoder<BlobWriter>,
+/// Feeds the uncompressed tar to the gzip encoder as the unpacker reads it, so a layer is
+/// unpacked and recompressed as its blob in one pass (import and load).
+pub(crate) struct GzTee<R> {
+    pub inner: R,
+    pub out: flate2::write::GzEncoder<BlobWriter>,
 }
 
-impl<R: Read> Read for Tee<R> {
+impl<R: Read> GzTee<R> {
+    pub fn new(inner: R, store: &Store) -> Result<GzTee<R>> {
+        Ok(GzTee {
+            inner,
+            out: flate2::write::GzEncoder::new(BlobWriter::new(store)?, flate2::Compression::fast()),
+        })
+    }
+}
+
+impl<R: Read> Read for GzTee<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.out.write_all(&buf[..n])?;
@@ -107,8 +117,7 @@ pub fn import(
     let mut run = RunConfig::default();
     apply_changes(&mut run, &opts.changes)?;
     let (_, tar) = compress::decompress(src).map_err(Error::io(format!("read {source}")))?;
-    let gz = flate2::write::GzEncoder::new(BlobWriter::new(store)?, flate2::Compression::fast());
-    let mut tee = Tee { inner: tar, out: gz };
+    let mut tee = GzTee::new(tar, store)?;
     let unpacked = store.unpack_to_tmp(&mut tee, &[], source)?;
     io::copy(&mut tee, &mut io::sink()).map_err(Error::io(format!("read {source}")))?;
     let blob = tee.out.finish().map_err(Error::io("compress layer"))?;

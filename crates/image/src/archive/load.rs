@@ -1,5 +1,5 @@
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::OFlags;
@@ -8,9 +8,10 @@ use super::{DockerEntry, CONTAINERD_NAME, REF_NAME};
 use crate::compress;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::import::GzTee;
 use crate::manifest::{self, AnyManifest, Descriptor, ImageConfig, Index, Manifest, Platform};
 use crate::reference::Reference;
-use crate::store::{BlobWriter, ImageLayer, NewImage, Store};
+use crate::store::{ImageLayer, NewImage, Store};
 use crate::unpack::{self, path};
 
 /// A directory the archive is unpacked into, removed when dropped.
@@ -64,19 +65,6 @@ pub fn load(store: &Store, input: impl Read) -> Result<Vec<String>> {
     }
 }
 
-struct Tee<R> {
-    inner: R,
-    out: flate2::write::GzEncoder<BlobWriter>,
-}
-
-impl<R: Read> Read for Tee<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.out.write_all(&buf[..n])?;
-        Ok(n)
-    }
-}
-
 fn load_docker(store: &Store, dir: &Path) -> Result<Vec<String>> {
     let entries: Vec<DockerEntry> = serde_json::from_slice(&read_in(dir, "manifest.json")?)
         .map_err(|e| Error::Invalid(format!("archive: manifest.json: {e}")))?;
@@ -100,8 +88,7 @@ fn load_docker(store: &Store, dir: &Path) -> Result<Vec<String>> {
             // The layer is recompressed as the blob this store keeps, and unpacked in the same pass.
             let (_, tar) =
                 compress::decompress(open_in(dir, name)?).map_err(Error::io(format!("archive: read {name}")))?;
-            let gz = flate2::write::GzEncoder::new(BlobWriter::new(store)?, flate2::Compression::fast());
-            let mut tee = Tee { inner: tar, out: gz };
+            let mut tee = GzTee::new(tar, store)?;
             let u = store.unpack_to_tmp(&mut tee, &chains[..i], name)?;
             io::copy(&mut tee, &mut io::sink()).map_err(Error::io(format!("archive: read {name}")))?;
             diff_ids[i].check(&format!("archive: layer {name}"), &u.diff_id)?;
