@@ -108,25 +108,22 @@ impl Drop for Registry {
     }
 }
 
+/// A self-signed certificate (a CA, or a token signer) and its key, made with openssl.
+fn self_signed(subject: &str, key: &Path, cert: &Path) {
+    run(Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", subject,
+        ])
+        .arg("-keyout")
+        .arg(key)
+        .arg("-out")
+        .arg(cert));
+}
+
 /// A CA and a server certificate for 127.0.0.1, made with openssl.
 fn make_certs(dir: &Path) {
     let p = |n: &str| dir.join(n);
-    run(Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=lbox test CA",
-        ])
-        .arg("-keyout")
-        .arg(p("ca.key"))
-        .arg("-out")
-        .arg(p("ca.crt")));
+    self_signed("/CN=lbox test CA", &p("ca.key"), &p("ca.crt"));
     run(Command::new("openssl")
         .args(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1"])
         .arg("-keyout")
@@ -313,22 +310,7 @@ impl TokenServer {
     pub fn start(dir: &Path, user: &str, password: &str) -> TokenServer {
         let key = dir.join("token.key");
         let cert = dir.join("token.crt");
-        run(Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=lbox token",
-            ])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert));
+        self_signed("/CN=lbox token", &key, &cert);
         let der = Command::new("openssl")
             .args(["x509", "-outform", "DER", "-in"])
             .arg(&cert)
