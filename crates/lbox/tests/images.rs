@@ -177,18 +177,45 @@ impl Drop for Podman {
             .arg(self.dir.join("storage/overlay"))
             .stderr(Stdio::null())
             .status();
+        // conmon makes a child cgroup under ours: remove the tree, leaves first.
+        fn rm_tree(dir: &Path) {
+            if let Ok(rd) = std::fs::read_dir(dir) {
+                for e in rd.flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        rm_tree(&e.path());
+                    }
+                }
+            }
+            let _ = std::fs::remove_dir(dir);
+        }
         for h in std::fs::read_dir("/sys/fs/cgroup")
             .map(|r| r.flatten().collect::<Vec<_>>())
             .unwrap_or_default()
         {
-            let _ = std::fs::remove_dir(h.path().join(self.cgroup().trim_start_matches('/')));
+            rm_tree(&h.path().join(self.cgroup().trim_start_matches('/')));
         }
+    }
+}
+
+/// An `lbox image mount`, unmounted when dropped (also when a test fails half-way).
+struct Mounted<'a> {
+    lb: &'a Lbox,
+    path: String,
+}
+
+impl Drop for Mounted<'_> {
+    fn drop(&mut self) {
+        let _ = self.lb.run(&["image", "unmount", &self.path]);
     }
 }
 
 /// Run `args` in a bundle whose rootfs is the image mounted by `lbox image mount`.
 fn run_in_image(lb: &Lbox, image: &str, args: &[&str]) -> String {
-    let merged = lb.ok(&["image", "mount", image]).trim().to_string();
+    let mounted = Mounted {
+        lb,
+        path: lb.ok(&["image", "mount", image]).trim().to_string(),
+    };
+    let merged = mounted.path.clone();
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let bdir = lb.dir.path().join(format!(
         "bundle-{}",
@@ -201,9 +228,13 @@ fn run_in_image(lb: &Lbox, image: &str, args: &[&str]) -> String {
     spec["root"] = serde_json::json!({ "path": merged, "readonly": false });
     spec["process"]["terminal"] = false.into();
     spec["process"]["args"] = args.iter().map(|a| serde_json::Value::from(*a)).collect();
-    spec["linux"]["cgroupsPath"] = format!("lbox-it/img-{}", std::process::id()).into();
+    let id = format!(
+        "img-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    );
+    spec["linux"]["cgroupsPath"] = format!("lbox-it/{id}").into();
     std::fs::write(&cfg, spec.to_string()).expect("write");
-    let id = format!("img-{}", std::process::id());
     let out = lb
         .cmd()
         .args(["runtime", "--root"])
@@ -211,7 +242,13 @@ fn run_in_image(lb: &Lbox, image: &str, args: &[&str]) -> String {
         .args(["run", "--bundle", bdir.to_str().expect("utf8"), &id])
         .output()
         .expect("run");
-    lb.ok(&["image", "unmount", &merged]);
+    drop(mounted);
+    // The runtime removes the container's cgroup; the shared parent goes when no test uses it.
+    let mut parents = Vec::new();
+    common::find_named(Path::new("/sys/fs/cgroup"), "lbox-it", 5, &mut parents);
+    for p in parents {
+        let _ = std::fs::remove_dir(p);
+    }
     assert!(out.status.success(), "lbox-runc run: {}", text(&out.stderr));
     text(&out.stdout)
 }

@@ -146,7 +146,7 @@ impl Drop for Bundle {
     }
 }
 
-fn find_named(dir: &Path, name: &str, depth: u32, out: &mut Vec<PathBuf>) {
+pub fn find_named(dir: &Path, name: &str, depth: u32, out: &mut Vec<PathBuf>) {
     if depth == 0 {
         return;
     }
