@@ -177,23 +177,8 @@ impl Drop for Podman {
             .arg(self.dir.join("storage/overlay"))
             .stderr(Stdio::null())
             .status();
-        // conmon makes a child cgroup under ours: remove the tree, leaves first.
-        fn rm_tree(dir: &Path) {
-            if let Ok(rd) = std::fs::read_dir(dir) {
-                for e in rd.flatten() {
-                    if e.file_type().is_ok_and(|t| t.is_dir()) {
-                        rm_tree(&e.path());
-                    }
-                }
-            }
-            let _ = std::fs::remove_dir(dir);
-        }
-        for h in std::fs::read_dir("/sys/fs/cgroup")
-            .map(|r| r.flatten().collect::<Vec<_>>())
-            .unwrap_or_default()
-        {
-            rm_tree(&h.path().join(self.cgroup().trim_start_matches('/')));
-        }
+        // conmon makes a child cgroup under ours: the whole tree goes, leaves first.
+        common::remove_cgroups(self.cgroup().trim_start_matches('/'));
     }
 }
 

@@ -127,32 +127,13 @@ impl Drop for Podman {
     fn drop(&mut self) {
         let _ = self.run(&["rm", "-a", "-f", "-t", "0"]);
         let _ = self.run(&["system", "reset", "-f"]);
-        remove_cgroups(Self::cgroup_parent().trim_start_matches('/'));
+        common::remove_cgroups(Self::cgroup_parent().trim_start_matches('/'));
         // podman's overlay storage leaves mounts under its root; undo them before the tempdir goes.
         let _ = Command::new("umount")
             .arg("-R")
             .arg(self.dir.join("storage/overlay"))
             .stderr(Stdio::null())
             .status();
-    }
-}
-
-/// Remove a cgroup tree of ours in every hierarchy, leaves first (rmdir fails on busy ones).
-fn remove_cgroups(name: &str) {
-    fn rm(dir: &Path) {
-        if let Ok(rd) = std::fs::read_dir(dir) {
-            for e in rd.flatten() {
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    rm(&e.path());
-                }
-            }
-        }
-        let _ = std::fs::remove_dir(dir);
-    }
-    if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
-        for h in rd.flatten() {
-            rm(&h.path().join(name));
-        }
     }
 }
 
@@ -341,5 +322,5 @@ fn containerd_runs_an_imported_image_with_lbox_runc() {
     ]);
     assert!(out.status.success(), "ctr run: {}", stderr(&out));
     assert_eq!(stdout(&out), "hi-from-ctr\n0\n");
-    remove_cgroups(&format!("lbox-it-ctr-{}", std::process::id()));
+    common::remove_cgroups(&format!("lbox-it-ctr-{}", std::process::id()));
 }

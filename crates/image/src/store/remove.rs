@@ -27,18 +27,11 @@ impl Store {
                 img.id.short()
             )));
         }
-        for t in &img.tags {
-            let shown = t
+        for name in img.tags.iter().chain(&img.repo_digests) {
+            let shown = name
                 .parse::<Reference>()
                 .map(|r| r.familiar())
-                .unwrap_or_else(|_| t.clone());
-            report.push(format!("Untagged: {shown}"));
-        }
-        for rd in &img.repo_digests {
-            let shown = rd
-                .parse::<Reference>()
-                .map(|r| r.familiar())
-                .unwrap_or_else(|_| rd.clone());
+                .unwrap_or_else(|_| name.clone());
             report.push(format!("Untagged: {shown}"));
         }
         report.extend(self.delete(&img.id)?);

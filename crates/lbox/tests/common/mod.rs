@@ -177,3 +177,22 @@ pub fn mounts_under(p: &Path) -> usize {
     info.lines().filter(|l| l.contains(s.as_ref())).count()
 }
 pub mod registry;
+
+/// Remove a cgroup tree of ours in every hierarchy, leaves first (rmdir fails on busy ones).
+pub fn remove_cgroups(name: &str) {
+    fn rm(dir: &Path) {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    rm(&e.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(dir);
+    }
+    if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+        for h in rd.flatten() {
+            rm(&h.path().join(name));
+        }
+    }
+}
