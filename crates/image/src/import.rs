@@ -74,6 +74,40 @@ fn json_or_words(v: &str) -> Vec<String> {
     serde_json::from_str::<Vec<String>>(v).unwrap_or_else(|_| vec!["/bin/sh".into(), "-c".into(), v.to_string()])
 }
 
+/// Dockerfile ENV: `K=V K2="two words"` (quotes and backslash escapes), or the legacy `K value`.
+fn env_pairs(v: &str) -> Vec<(String, String)> {
+    let first = v.split_whitespace().next().unwrap_or("");
+    if !first.contains('=') {
+        let (k, rest) = v.split_once(char::is_whitespace).unwrap_or((v, ""));
+        return vec![(k.to_string(), rest.trim().to_string())];
+    }
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let mut quote: Option<char> = None;
+    let mut chars = v.chars();
+    let flush = |w: &mut String, out: &mut Vec<(String, String)>| {
+        if let Some((k, val)) = w.split_once('=') {
+            out.push((k.to_string(), val.to_string()));
+        }
+        w.clear();
+    };
+    while let Some(c) = chars.next() {
+        match (c, quote) {
+            ('\\', q) if q != Some('\'') => {
+                if let Some(n) = chars.next() {
+                    word.push(n);
+                }
+            }
+            ('"', None) | ('\'', None) => quote = Some(c),
+            (c, Some(q)) if c == q => quote = None,
+            (c, None) if c.is_whitespace() => flush(&mut word, &mut out),
+            (c, _) => word.push(c),
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
 fn apply_changes(cfg: &mut RunConfig, changes: &[String]) -> Result<()> {
     for c in changes {
         let (k, v) = c.trim().split_once(char::is_whitespace).unwrap_or((c.trim(), ""));
@@ -82,8 +116,11 @@ fn apply_changes(cfg: &mut RunConfig, changes: &[String]) -> Result<()> {
             "CMD" => cfg.cmd = Some(json_or_words(v)),
             "ENTRYPOINT" => cfg.entrypoint = Some(json_or_words(v)),
             "ENV" => {
-                let kv = if v.contains('=') { v.to_string() } else { v.replacen(' ', "=", 1) };
-                cfg.env.get_or_insert_with(Vec::new).push(kv);
+                let env = cfg.env.get_or_insert_with(Vec::new);
+                for (key, val) in env_pairs(v) {
+                    env.retain(|e| e.split('=').next() != Some(key.as_str()));
+                    env.push(format!("{key}={val}"));
+                }
             }
             "WORKDIR" => cfg.working_dir = Some(v.to_string()),
             "USER" => cfg.user = Some(v.to_string()),
@@ -201,13 +238,18 @@ mod tests {
             &[
                 "CMD [\"sh\"]".into(),
                 "ENV A=1".into(),
+                "ENV B=\"two words\" C=3".into(),
+                "ENV D legacy form".into(),
                 "WORKDIR /w".into(),
                 "EXPOSE 80".into(),
             ],
         )
         .unwrap();
         assert_eq!(c.cmd, Some(vec!["sh".to_string()]));
-        assert_eq!(c.env, Some(vec!["A=1".to_string()]));
+        let env: Vec<String> = ["A=1", "B=two words", "C=3", "D=legacy form"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(c.env, Some(env));
         assert_eq!(c.working_dir.as_deref(), Some("/w"));
         assert!(c.exposed_ports.unwrap().contains_key("80/tcp"));
         assert!(apply_changes(&mut RunConfig::default(), &["RUN x".into()]).is_err());

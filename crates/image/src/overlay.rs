@@ -35,7 +35,22 @@ impl Store {
 
     /// Mount image `id` at `target`: writable with `upper`/`work`, else read-only.
     pub fn mount(&self, id: &Digest, target: &Path, rw: Option<(&Path, &Path)>) -> Result<()> {
-        let lowers = self.lower_dirs(id)?;
+        self.mount_with_top(id, None, target, rw)
+    }
+
+    /// Like `mount`, with one more read-only layer above the image's (a container's init layer:
+    /// the mount points every container needs, so starting one copies nothing up).
+    pub fn mount_with_top(
+        &self,
+        id: &Digest,
+        top: Option<&Path>,
+        target: &Path,
+        rw: Option<(&Path, &Path)>,
+    ) -> Result<()> {
+        let mut lowers = self.lower_dirs(id)?;
+        if let Some(t) = top {
+            lowers.insert(0, t.to_path_buf());
+        }
         if lowers.is_empty() {
             return Err(Error::Invalid(format!("image {} has no layers to mount", id.short())));
         }

@@ -16,6 +16,10 @@ fn main() {
         .unwrap_or_default();
     let code = if argv0.starts_with("lbox-runc") || argv0 == "runc" {
         runc::main(args)
+    } else if args.get(1).is_some_and(|a| a == engine::monitor::SUBCOMMAND) {
+        // A detached container's monitor: no CLI parsing, as little memory as possible.
+        let rest: Vec<String> = args.iter().skip(2).map(|a| a.to_string_lossy().into_owned()).collect();
+        engine::monitor::main(&rest)
     } else if args.get(1).is_some_and(|a| a == "runtime") {
         // Straight to the runtime, without the engine's parser: this is the start path.
         let mut rest = vec![OsString::from("lbox runtime")];

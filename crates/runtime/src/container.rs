@@ -6,7 +6,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
@@ -109,7 +109,7 @@ pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
     let plan = namespaces::plan(&bundle.spec)?;
     crate::lsm::warn_unsupported(&bundle.spec);
     let filter = match bundle.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        Some(s) => Some(seccomp::compile(s)?),
+        Some(s) => Some(seccomp::compile_cached(s, Some(&store.seccomp_cache()))?),
         None => None,
     };
     let linux = bundle.spec.linux().as_ref();
@@ -137,9 +137,10 @@ pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
         if let Some(p) = &plan.join_pid {
             namespaces::join(oci_spec::runtime::LinuxNamespaceType::Pid, p)?;
         }
-        let mut oldmask = SigSet::empty();
-        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, None, Some(&mut oldmask))
-            .ctx(|| "read signal mask".into())?;
+        // The container's process starts with no signal blocked, whatever the caller blocked to
+        // forward signals (a foreground run, a monitor): a blocked SIGTERM would make `stop`
+        // wait for its timeout and kill.
+        let oldmask = SigSet::empty();
         let cgroup_dir = match &cgroup.unified {
             Some(d) => Some(
                 nix::fcntl::open(

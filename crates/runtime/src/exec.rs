@@ -75,7 +75,7 @@ pub fn exec(store: &Store, o: &ExecOpts) -> Result<i32> {
         return Err(Error::Invalid("exec with a terminal needs --console-socket".into()));
     }
     let filter = match &rec.seccomp {
-        Some(s) => Some(seccomp::compile(s)?),
+        Some(s) => Some(seccomp::compile_cached(s, Some(&store.seccomp_cache()))?),
         None => None,
     };
     let mut joins: Vec<(OwnedFd, CloneFlags)> = Vec::new();

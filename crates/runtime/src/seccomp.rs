@@ -64,9 +64,13 @@ fn op(o: Op, value: u64, value_two: Option<u64>) -> ScmpCompareOp {
     }
 }
 
-/// A compiled profile, ready to load.
+/// A compiled profile, ready to load: libseccomp's context, or the BPF program it generated for
+/// the same profile earlier (the cache; generating it takes longer than the rest of a start).
 pub struct Filter {
-    ctx: ScmpFilterContext,
+    ctx: Option<ScmpFilterContext>,
+    bpf: Option<Vec<u8>>,
+    /// SECCOMP_FILTER_FLAG_* for a raw load of `bpf`.
+    flags: u32,
     pub notify: bool,
     /// The seccomp agent's socket (linux.seccomp.listenerPath) and its metadata string.
     pub listener: Option<std::path::PathBuf>,
@@ -124,6 +128,65 @@ impl Filter {
         sent.map_err(|e| Error::Seccomp(format!("send the notification fd to the seccomp agent: {e}")))?;
         Ok(())
     }
+}
+
+/// Compile, or take the program compiled for an identical profile from `cache` (a directory
+/// only root can write). Profiles with SCMP_ACT_NOTIFY always go through libseccomp, which
+/// hands out the listener fd.
+pub fn compile_cached(s: &LinuxSeccomp, cache: Option<&std::path::Path>) -> Result<Filter> {
+    let json = serde_json::to_vec(s).map_err(|e| Error::Seccomp(format!("encode profile: {e}")))?;
+    let uses_notify =
+        s.default_action() == A::ScmpActNotify || s.syscalls().iter().flatten().any(|r| r.action() == A::ScmpActNotify);
+    let Some(dir) = cache.filter(|_| !uses_notify) else {
+        return compile(s);
+    };
+    let mut key_src = json;
+    key_src.extend_from_slice(format!("|{:?}|{}", ScmpArch::native(), env!("CARGO_PKG_VERSION")).as_bytes());
+    let key: String = ring::digest::digest(&ring::digest::SHA256, &key_src)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let path = dir.join(format!("{key}.bpf"));
+    let flags = raw_flags(s);
+    if let Ok(bpf) = std::fs::read(&path) {
+        if !bpf.is_empty() && bpf.len() % 8 == 0 {
+            return Ok(Filter {
+                ctx: None,
+                bpf: Some(bpf),
+                flags,
+                notify: false,
+                listener: None,
+                metadata: String::new(),
+            });
+        }
+    }
+    let f = compile(s)?;
+    if let Some(ctx) = &f.ctx {
+        // Best effort: a cache that cannot be written only costs speed.
+        let _ = std::fs::create_dir_all(dir);
+        let tmp = dir.join(format!(".{key}.{}", std::process::id()));
+        if let Ok(file) = std::fs::File::create(&tmp) {
+            if ctx.export_bpf(&file).is_ok() && std::fs::rename(&tmp, &path).is_ok() {
+                return Ok(f);
+            }
+        }
+        let _ = std::fs::remove_file(&tmp);
+    }
+    Ok(f)
+}
+
+fn raw_flags(s: &LinuxSeccomp) -> u32 {
+    let mut flags = 0;
+    for f in s.flags().iter().flatten() {
+        flags |= match f {
+            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => 1,
+            LinuxSeccompFilterFlag::SeccompFilterFlagLog => 2,
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => 4,
+            _ => 0,
+        };
+    }
+    flags
 }
 
 pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
@@ -214,7 +277,9 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
         ));
     }
     Ok(Filter {
-        ctx,
+        ctx: Some(ctx),
+        bpf: None,
+        flags: raw_flags(s),
         notify,
         listener,
         metadata: s.listener_metadata().clone().unwrap_or_default(),
@@ -224,16 +289,44 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
 impl Filter {
     /// Load into the kernel. For SCMP_ACT_NOTIFY the returned fd is the listener.
     pub fn load(&self) -> Result<Option<RawFd>> {
-        self.ctx
-            .load()
-            .map_err(|e| Error::Seccomp(format!("load filter: {e}")))?;
+        if let Some(bpf) = &self.bpf {
+            return load_raw(bpf, self.flags).map(|()| None);
+        }
+        let Some(ctx) = &self.ctx else {
+            return Err(Error::Seccomp("no filter to load".into()));
+        };
+        ctx.load().map_err(|e| Error::Seccomp(format!("load filter: {e}")))?;
         if self.notify {
-            let fd = self
-                .ctx
+            let fd = ctx
                 .get_notify_fd()
                 .map_err(|e| Error::Seccomp(format!("notify fd: {e}")))?;
             return Ok(Some(fd.as_raw_fd()));
         }
         Ok(None)
     }
+}
+
+/// Load a BPF program as libseccomp would have (it needs no_new_privs or CAP_SYS_ADMIN, like
+/// libseccomp's load).
+fn load_raw(bpf: &[u8], flags: u32) -> Result<()> {
+    let prog = libc::sock_fprog {
+        len: (bpf.len() / 8) as u16,
+        filter: bpf.as_ptr() as *mut libc::sock_filter,
+    };
+    // Safety: `prog` points at `bpf`, which outlives the call; the kernel copies the program.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags as libc::c_ulong,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if r < 0 {
+        return Err(Error::Seccomp(format!(
+            "load filter: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(())
 }

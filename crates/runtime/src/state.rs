@@ -143,6 +143,11 @@ impl Store {
         self.root.join(id)
     }
 
+    /// Compiled seccomp programs by profile hash ('@' keeps the name out of the id space).
+    pub fn seccomp_cache(&self) -> PathBuf {
+        self.root.join("seccomp@cache")
+    }
+
     /// Claim the id: mkdir is atomic, so two concurrent creates of one id cannot both win.
     pub fn claim(&self, id: &str) -> Result<PathBuf> {
         validate_id(id)?;

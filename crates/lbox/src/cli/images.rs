@@ -112,6 +112,9 @@ pub struct LoadArgs {
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
+    /// Format the output with a Go template.
+    #[arg(short, long)]
+    pub format: Option<String>,
     #[arg(required = true)]
     pub images: Vec<String>,
 }
@@ -155,6 +158,13 @@ fn parse_ref(s: &str) -> Result<Reference> {
 }
 
 pub fn pull(root: &Path, a: PullArgs) -> Result<i32> {
+    let r = pull_image(root, &a)?;
+    println!("{r}");
+    Ok(0)
+}
+
+/// Pull with progress and status lines on stderr; the reference that was pulled.
+pub fn pull_image(root: &Path, a: &PullArgs) -> Result<Reference> {
     let r = parse_ref(&a.image)?;
     let store = open(root)?;
     let opts = PullOptions {
@@ -184,8 +194,7 @@ pub fn pull(root: &Path, a: PullArgs) -> Result<i32> {
         };
         reporter.message(&format!("Status: {status} {}", r.familiar()));
     }
-    println!("{r}");
-    Ok(0)
+    Ok(r)
 }
 
 pub fn push(root: &Path, a: PushArgs) -> Result<i32> {
@@ -435,51 +444,58 @@ fn config_of(store: &Store, id: &image::Digest) -> Result<ImageConfig> {
 }
 
 pub fn inspect(root: &Path, a: InspectArgs) -> Result<i32> {
-    let store = open(root)?;
     let mut out = Vec::new();
     let mut failed = false;
     for name in &a.images {
-        let img = match store.find(name) {
-            Ok(i) => i,
+        match inspect_value(root, name) {
+            Ok(v) => out.push(v),
             Err(e) => {
-                eprintln!("lbox: {e}");
+                eprintln!("lbox: {e:#}");
                 failed = true;
-                continue;
             }
-        };
-        let cfg = config_of(&store, &img.id)?;
-        let layers = store.image_layers(&img.id)?;
-        let tags: Vec<String> = img
-            .tags
-            .iter()
-            .map(|t| t.parse::<Reference>().map(|r| r.familiar()).unwrap_or(t.clone()))
-            .collect();
-        let digests: Vec<String> = img
-            .repo_digests
-            .iter()
-            .map(|t| t.parse::<Reference>().map(|r| r.familiar()).unwrap_or(t.clone()))
-            .collect();
-        out.push(serde_json::json!({
-            "Id": img.id.to_string(),
-            "RepoTags": tags,
-            "RepoDigests": digests,
-            "Created": cfg.created,
-            "Author": cfg.author.clone().unwrap_or_default(),
-            "Config": cfg.config,
-            "Architecture": cfg.architecture,
-            "Variant": cfg.variant,
-            "Os": cfg.os,
-            "Size": img.size,
-            "Manifest": { "Digest": img.manifest_digest.to_string(), "MediaType": img.manifest_media_type },
-            "RootFS": { "Type": "layers", "Layers": layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>() },
-            "GraphDriver": {
-                "Name": "overlay",
-                "Data": { "LowerDir": store.lower_dirs(&img.id).unwrap_or_default().iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":") }
-            },
-        }));
+        }
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    match &a.format {
+        Some(f) => {
+            let t = super::template::Template::parse(f)?;
+            for v in &out {
+                println!("{}", t.render(v));
+            }
+        }
+        None => println!("{}", serde_json::to_string_pretty(&out)?),
+    }
     Ok(if failed { 1 } else { 0 })
+}
+
+/// Docker's JSON description of an image.
+pub fn inspect_value(root: &Path, name: &str) -> Result<serde_json::Value> {
+    let store = open(root)?;
+    let img = store.find(name)?;
+    let cfg = config_of(&store, &img.id)?;
+    let layers = store.image_layers(&img.id)?;
+    let familiar = |v: &[String]| -> Vec<String> {
+        v.iter()
+            .map(|t| t.parse::<Reference>().map(|r| r.familiar()).unwrap_or(t.clone()))
+            .collect()
+    };
+    Ok(serde_json::json!({
+        "Id": img.id.to_string(),
+        "RepoTags": familiar(&img.tags),
+        "RepoDigests": familiar(&img.repo_digests),
+        "Created": cfg.created,
+        "Author": cfg.author.clone().unwrap_or_default(),
+        "Config": cfg.config,
+        "Architecture": cfg.architecture,
+        "Variant": cfg.variant,
+        "Os": cfg.os,
+        "Size": img.size,
+        "Manifest": { "Digest": img.manifest_digest.to_string(), "MediaType": img.manifest_media_type },
+        "RootFS": { "Type": "layers", "Layers": layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>() },
+        "GraphDriver": {
+            "Name": "overlay",
+            "Data": { "LowerDir": store.lower_dirs(&img.id).unwrap_or_default().iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":") }
+        },
+    }))
 }
 
 pub fn history(root: &Path, a: HistoryArgs) -> Result<i32> {

@@ -1,10 +1,16 @@
 //! The engine's command line (`lbox …`). Every command opens what it needs, does the work, and
 //! exits: there is no daemon. Errors print as one line, `lbox: …`, and exit 125 as Docker's do.
 
+mod containers;
 mod images;
+mod inspect;
 mod login;
+mod logs;
 mod output;
 mod progress;
+mod ps;
+mod run_flags;
+mod template;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -39,6 +45,38 @@ pub struct TlsArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Create and run a new container from an image.
+    Run(containers::RunArgs),
+    /// Create a new container without starting it.
+    Create(containers::CreateArgs),
+    /// Start one or more stopped containers.
+    Start(containers::StartArgs),
+    /// Stop one or more running containers.
+    Stop(containers::StopArgs),
+    /// Kill one or more running containers.
+    Kill(containers::KillArgs),
+    /// Restart one or more containers.
+    Restart(containers::StopArgs),
+    /// Remove one or more containers.
+    Rm(containers::RmArgs),
+    /// List containers.
+    #[command(alias = "list")]
+    Ps(ps::PsArgs),
+    /// Fetch the logs of a container.
+    Logs(logs::LogsArgs),
+    /// Show low-level information on containers or images (JSON).
+    Inspect(inspect::InspectArgs),
+    /// Block until containers stop, then print their exit codes.
+    Wait(containers::NamesArgs),
+    /// Pause all processes within containers.
+    Pause(containers::NamesArgs),
+    /// Unpause all processes within containers.
+    Unpause(containers::NamesArgs),
+    /// Rename a container.
+    Rename(containers::RenameArgs),
+    /// Manage containers.
+    #[command(subcommand)]
+    Container(ContainerCommand),
     /// Download an image from a registry.
     Pull(images::PullArgs),
     /// Upload an image to a registry.
@@ -70,6 +108,26 @@ pub enum Command {
     },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ContainerCommand {
+    Run(containers::RunArgs),
+    Create(containers::CreateArgs),
+    Start(containers::StartArgs),
+    Stop(containers::StopArgs),
+    Kill(containers::KillArgs),
+    Restart(containers::StopArgs),
+    #[command(alias = "remove")]
+    Rm(containers::RmArgs),
+    #[command(alias = "list", alias = "ps")]
+    Ls(ps::PsArgs),
+    Logs(logs::LogsArgs),
+    Inspect(inspect::InspectArgs),
+    Wait(containers::NamesArgs),
+    Pause(containers::NamesArgs),
+    Unpause(containers::NamesArgs),
+    Rename(containers::RenameArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -117,14 +175,51 @@ pub fn main(args: Vec<OsString>) -> i32 {
         Ok(code) => code,
         Err(e) => {
             eprintln!("lbox: {e:#}");
-            125
+            e.downcast_ref::<engine::Error>().map_or(125, engine::Error::exit_code)
         }
+    }
+}
+
+fn container(root: &std::path::Path, c: ContainerCommand) -> Result<i32> {
+    match c {
+        ContainerCommand::Run(a) => containers::run(root, a),
+        ContainerCommand::Create(a) => containers::create(root, a),
+        ContainerCommand::Start(a) => containers::start(root, a),
+        ContainerCommand::Stop(a) => containers::stop(root, a),
+        ContainerCommand::Kill(a) => containers::kill(root, a),
+        ContainerCommand::Restart(a) => containers::restart(root, a),
+        ContainerCommand::Rm(a) => containers::rm(root, a),
+        ContainerCommand::Ls(a) => ps::ps(root, a),
+        ContainerCommand::Logs(a) => logs::logs(root, a),
+        ContainerCommand::Inspect(mut a) => {
+            a.kind = Some("container".into());
+            inspect::inspect(root, a)
+        }
+        ContainerCommand::Wait(a) => containers::wait(root, a),
+        ContainerCommand::Pause(a) => containers::pause(root, a),
+        ContainerCommand::Unpause(a) => containers::unpause(root, a),
+        ContainerCommand::Rename(a) => containers::rename(root, a),
     }
 }
 
 fn run(cli: Cli) -> Result<i32> {
     let root = cli.root.clone();
     match cli.command {
+        Command::Run(a) => containers::run(&root, a),
+        Command::Create(a) => containers::create(&root, a),
+        Command::Start(a) => containers::start(&root, a),
+        Command::Stop(a) => containers::stop(&root, a),
+        Command::Kill(a) => containers::kill(&root, a),
+        Command::Restart(a) => containers::restart(&root, a),
+        Command::Rm(a) => containers::rm(&root, a),
+        Command::Ps(a) => ps::ps(&root, a),
+        Command::Logs(a) => logs::logs(&root, a),
+        Command::Inspect(a) => inspect::inspect(&root, a),
+        Command::Wait(a) => containers::wait(&root, a),
+        Command::Pause(a) => containers::pause(&root, a),
+        Command::Unpause(a) => containers::unpause(&root, a),
+        Command::Rename(a) => containers::rename(&root, a),
+        Command::Container(c) => container(&root, c),
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => images::pull(&root, a),
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => images::push(&root, a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::list(&root, a),

@@ -176,6 +176,7 @@ pub fn mounts_under(p: &Path) -> usize {
     let s = p.to_string_lossy();
     info.lines().filter(|l| l.contains(s.as_ref())).count()
 }
+pub mod engine;
 pub mod registry;
 
 /// Remove a cgroup tree of ours in every hierarchy, leaves first (rmdir fails on busy ones).

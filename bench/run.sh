@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# `lbox run --rm IMG true` against `podman run --rm --network none IMG true` on the same busybox
+# image (imported into lbox, loaded into podman from lbox's docker-archive), interleaved, N runs
+# each (default 20): medians and the ratio podman/lbox (issue 4's target: >= 20x). Then
+# `lbox ps -a` with 100 containers, and a detached container's monitor resident memory.
+# Needs root, podman, runc, busybox-static.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${N:-20}
+LBOX=${LBOX:-target/release/lbox}
+[ -x "$LBOX" ] || cargo build --release -q
+LBOX=$(realpath "$LBOX")
+work=$(mktemp -d /tmp/lbox-runbench.XXXXXX)
+export LBOX_ROOT=$work/lbox LBOX_RUN=$work/lbox-run
+podman_() {
+  CONTAINERS_CONF=$work/containers.conf podman --root "$work/podman" --runroot "$work/podman-run" "$@"
+}
+cleanup() {
+  "$LBOX" rm -f $("$LBOX" ps -aq) >/dev/null 2>&1 || true
+  podman_ rm -af >/dev/null 2>&1 || true
+  umount -R "$work/podman/overlay" 2>/dev/null || true
+  umount "$work/podman-run"/* 2>/dev/null || true
+  find /sys/fs/cgroup -maxdepth 8 -depth -type d \( -path "*/lbox/*" -o -name lbox \) -empty -newer "$work/containers.conf" -exec rmdir {} + 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+mkdir -p "$work/rootfs"/{bin,etc,tmp,root} "$work/tmp"
+cp /bin/busybox "$work/rootfs/bin/"
+for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "$work/rootfs/bin/$a"; done
+printf 'root:x:0:0:root:/root:/bin/sh\n' >"$work/rootfs/etc/passwd"
+tar -C "$work/rootfs" -cf "$work/rootfs.tar" .
+cat >"$work/containers.conf" <<CONF
+[containers]
+netns="none"
+default_ulimits=["nofile=1024:1024","nproc=1000:1000"]
+[engine]
+runtime="runc"
+cgroup_manager="cgroupfs"
+events_logger="file"
+tmp_dir="$work/tmp"
+CONF
+"$LBOX" import -q "$work/rootfs.tar" busybox:bench --change 'CMD ["sh"]' >/dev/null
+"$LBOX" save -o "$work/busybox.tar" busybox:bench
+podman_ load -q -i "$work/busybox.tar" >/dev/null
+# Warm both (first-run caches: seccomp programs, podman's storage setup).
+"$LBOX" run --rm busybox:bench true
+podman_ run --rm --network none busybox:bench true
+
+us() { local s e; s=$(date +%s%N); "$@" >/dev/null; e=$(date +%s%N); echo $(( (e - s) / 1000 )); }
+: >"$work/lbox.txt"; : >"$work/podman.txt"
+for _ in $(seq "$N"); do
+  us "$LBOX" run --rm busybox:bench true >>"$work/lbox.txt"
+  us podman_ run --rm --network none busybox:bench true >>"$work/podman.txt"
+done
+median() { sort -n "$1" | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.2f", m/1000}'; }
+l=$(median "$work/lbox.txt"); p=$(median "$work/podman.txt")
+echo "run --rm true, runs each: $N (interleaved)"
+echo "lbox median:   ${l} ms"
+echo "podman median: ${p} ms"
+awk -v l="$l" -v p="$p" 'BEGIN { printf "ratio podman/lbox: %.1fx (target >= 20x)\n", p / l }'
+
+for i in $(seq 100); do "$LBOX" create --name "c$i" busybox:bench true >/dev/null; done
+: >"$work/ps.txt"
+for _ in $(seq 20); do us "$LBOX" ps -a >>"$work/ps.txt"; done
+echo "lbox ps -a, 100 containers, median of 20: $(median "$work/ps.txt") ms (target < 20 ms)"
+
+"$LBOX" run -d --name mon busybox:bench sleep 600 >/dev/null
+mpid=$("$LBOX" inspect -f '{{.State.MonitorPid}}' mon)
+rss=$(awk '/VmRSS/ {print $2}' "/proc/$mpid/status")
+echo "monitor resident memory: ${rss} KiB (target < 4096 KiB)"

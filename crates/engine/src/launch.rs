@@ -1,0 +1,209 @@
+//! Starting a container's process: root filesystem mounted, generated files written, OCI spec
+//! built and written as the bundle's config.json, then the runtime called in-process (or an
+//! external runc-compatible runtime through its CLI). Shared by the monitor and foreground `run`.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use crate::config::MountKind;
+use crate::db::Container;
+use crate::error::{Context, Error, Result};
+use crate::spec::{self, HostMount};
+use crate::{inroot, rootfs, Engine};
+
+/// A started container process.
+pub struct Launched {
+    pub pid: i32,
+    pub pid_start: u64,
+    /// The pty master, when the container has a terminal.
+    pub master: Option<OwnedFd>,
+}
+
+/// Mount the root filesystem and write the bundle (config.json, hosts, hostname, resolv.conf).
+pub fn prepare(e: &Engine, ct: &Container) -> Result<PathBuf> {
+    let c = &ct.config;
+    let dir = e.paths.container(&ct.id);
+    rootfs::mount(e, &ct.id, &c.image_id)?;
+    let root = inroot::open_root(&e.paths.rootfs(&ct.id))?;
+    let user = spec::user::resolve(&root, &c.user)?;
+    if !c.workdir.is_empty() {
+        inroot::mkdir_all(&root, Path::new(&c.workdir))?;
+    }
+    let mut mounts = Vec::new();
+    for m in &c.mounts {
+        let mut options = Vec::new();
+        let (source, kind) = match m.kind {
+            MountKind::Bind => (PathBuf::from(&m.source), "bind"),
+            MountKind::Volume => {
+                let p = e.paths.volume(&m.source);
+                if !p.is_dir() {
+                    return Err(Error::Invalid(format!(
+                        "volume {} of container {} is missing ({}); recreate it with: lbox volume create {}",
+                        m.source,
+                        ct.name,
+                        p.display(),
+                        m.source
+                    )));
+                }
+                (p, "bind")
+            }
+            MountKind::Tmpfs => {
+                options.extend(["nosuid", "nodev", "noexec"].map(String::from));
+                (PathBuf::from("tmpfs"), "tmpfs")
+            }
+        };
+        if kind == "bind" {
+            options.push("rbind".into());
+            if !m
+                .options
+                .iter()
+                .any(|o| o.contains("shared") || o.contains("slave") || o.contains("private"))
+            {
+                options.push("rprivate".into());
+            }
+        }
+        options.extend(m.options.iter().cloned());
+        options.push(if m.readonly { "ro" } else { "rw" }.into());
+        // Directory targets are made here, inside the container's root; a file bind mount's
+        // target is left to the runtime, which makes a file to mount over.
+        if m.kind == MountKind::Tmpfs || source.is_dir() {
+            inroot::mkdir_all(&root, Path::new(&m.target))?;
+        }
+        mounts.push(HostMount {
+            source,
+            target: m.target.clone(),
+            kind,
+            options,
+        });
+    }
+    rootfs::write_etc(&dir, &c.hostname, c.network == "host", &[])?;
+    let spec = spec::build(&spec::Inputs {
+        id: &ct.id,
+        config: c,
+        user: &user,
+        etc_dir: &dir,
+        mounts: &mounts,
+        rootfs: Path::new("rootfs"),
+    })?;
+    let text = serde_json::to_vec_pretty(&spec).map_err(|err| Error::Invalid(format!("spec: {err}")))?;
+    let tmp = dir.join(".config.json.tmp");
+    std::fs::write(&tmp, text).ctx(|| format!("write {}", tmp.display()))?;
+    std::fs::rename(&tmp, dir.join("config.json")).ctx(|| format!("write {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Docker's exit codes when the program cannot run: 127 not found, 126 not executable.
+fn classify(err: runtime::Error) -> Error {
+    let msg = err.to_string();
+    let lower = msg.to_ascii_lowercase();
+    if lower.contains("not found") || lower.contains("no such file") || lower.contains("enoent") {
+        Error::Exec { msg, code: 127 }
+    } else if lower.contains("permission denied") || lower.contains("eacces") || lower.contains("is a directory") {
+        Error::Exec { msg, code: 126 }
+    } else {
+        Error::Runtime(err)
+    }
+}
+
+/// Run `f` with fds 0, 1 and 2 replaced by `fds` (None keeps ours): the runtime's init inherits
+/// the caller's standard streams.
+pub fn with_stdio<T>(fds: [Option<RawFd>; 3], f: impl FnOnce() -> T) -> Result<T> {
+    let mut saved: Vec<(RawFd, OwnedFd)> = Vec::new();
+    for (target, fd) in fds.iter().enumerate() {
+        let Some(fd) = fd else { continue };
+        let target = target as RawFd;
+        // Safety: target is 0, 1 or 2, which every process has open (or we open below).
+        let keep = rustix::io::fcntl_dupfd_cloexec(unsafe { std::os::fd::BorrowedFd::borrow_raw(target) }, 3)
+            .ctx(|| format!("save fd {target}"))?;
+        dup2(*fd, target)?;
+        saved.push((target, keep));
+    }
+    let out = f();
+    for (target, keep) in saved {
+        dup2(keep.as_raw_fd(), target)?;
+    }
+    Ok(out)
+}
+
+fn dup2(from: RawFd, to: RawFd) -> Result<()> {
+    // Safety: plain dup2 of fds we own onto a standard stream.
+    if unsafe { libc::dup2(from, to) } < 0 {
+        return Err(Error::Io {
+            what: format!("dup2 {from} -> {to}"),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
+/// Create and start the container's process with the built-in runtime. The forwarded signals
+/// (runtime::container::forwarded_signals) must be blocked by the caller.
+pub fn launch(e: &Engine, ct: &Container, bundle: &Path) -> Result<Launched> {
+    if let Some(rt) = &ct.config.runtime {
+        return crate::external::launch(e, ct, rt, bundle);
+    }
+    let store = e.runtime_store();
+    // Left over from a monitor that died before it could clean up.
+    if let Ok(rec) = store.load(&ct.id) {
+        let _ = runtime::container::destroy(&store, &rec);
+    }
+    let opts = runtime::container::CreateOpts {
+        id: ct.id.clone(),
+        bundle: bundle.to_path_buf(),
+        own_console: ct.config.tty,
+        ..Default::default()
+    };
+    let c = runtime::container::create(&store, &opts, false).map_err(classify)?;
+    let pid = c.record.pid;
+    let master = match &c.console {
+        Some(sock) => match runtime::tty::receive_master(sock) {
+            Ok(m) => Some(m),
+            Err(err) => {
+                abort(&store, &c.record);
+                return Err(err.into());
+            }
+        },
+        None => None,
+    };
+    if let Some(m) = &master {
+        runtime::tty::inherit_size(m);
+    }
+    if let Err(err) = c.start() {
+        abort(&store, &c.record);
+        return Err(classify(err));
+    }
+    Ok(Launched {
+        pid,
+        pid_start: c.record.pid_start,
+        master,
+    })
+}
+
+/// Undo a half-started container: kill and reap its init, free its cgroup and runtime state.
+fn abort(store: &runtime::state::Store, rec: &runtime::state::Record) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(rec.pid), nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(rec.pid), None);
+    let _ = runtime::container::destroy(store, rec);
+}
+
+/// After the container's init exited: free its cgroup and runtime state.
+pub fn release(e: &Engine, ct: &Container) -> Result<()> {
+    if let Some(rt) = &ct.config.runtime {
+        return crate::external::delete(e, ct, rt);
+    }
+    let store = e.runtime_store();
+    match store.load(&ct.id) {
+        Ok(rec) => runtime::container::destroy(&store, &rec).map_err(Error::from),
+        Err(runtime::Error::NotFound(_)) => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// The exit code of a reaped process, as a shell reports it.
+pub fn exit_code(st: nix::sys::wait::WaitStatus) -> Option<i32> {
+    match st {
+        nix::sys::wait::WaitStatus::Exited(_, c) => Some(c),
+        nix::sys::wait::WaitStatus::Signaled(_, s, _) => Some(128 + s as i32),
+        _ => None,
+    }
+}

@@ -1,0 +1,80 @@
+//! LockBox's container engine: containers and volumes, their state in SQLite, the per-container
+//! monitor, logs. It drives the runtime in-process and takes root filesystems from the image
+//! store; there is no daemon: every `lbox` command opens the engine, works, and exits.
+
+pub mod config;
+pub mod create;
+pub mod db;
+pub mod error;
+mod external;
+mod health;
+mod inroot;
+pub mod launch;
+pub mod lifecycle;
+pub mod logs;
+pub mod monitor;
+pub mod names;
+pub mod owner;
+pub mod parse;
+pub mod paths;
+pub mod remove;
+pub mod rootfs;
+pub mod spec;
+mod supervise;
+pub mod time;
+pub mod volumes;
+
+use std::cell::OnceCell;
+
+pub use config::ContainerConfig;
+pub use db::{Container, State};
+pub use error::{Error, Result};
+pub use paths::Paths;
+
+pub struct Engine {
+    pub paths: Paths,
+    db: rusqlite::Connection,
+    images: OnceCell<image::Store>,
+}
+
+impl Engine {
+    pub fn open(paths: Paths) -> Result<Engine> {
+        let db = db::open(&paths.db())?;
+        Ok(Engine {
+            paths,
+            db,
+            images: OnceCell::new(),
+        })
+    }
+
+    pub fn db(&self) -> &rusqlite::Connection {
+        &self.db
+    }
+
+    /// The image store, opened on first use (most container commands never need it).
+    pub fn images(&self) -> Result<&image::Store> {
+        if let Some(s) = self.images.get() {
+            return Ok(s);
+        }
+        let s = image::Store::open(&self.paths.images())?;
+        Ok(self.images.get_or_init(|| s))
+    }
+
+    pub fn runtime_store(&self) -> runtime::state::Store {
+        runtime::state::Store::new(self.paths.runtime())
+    }
+
+    /// Find a container by name, ID or unique ID prefix, its state brought up to date.
+    pub fn find(&self, key: &str) -> Result<Container> {
+        let ct = db::find(&self.db, key)?;
+        lifecycle::refresh(self, ct)
+    }
+
+    /// Every container, newest first, states brought up to date.
+    pub fn containers(&self) -> Result<Vec<Container>> {
+        db::all(&self.db)?
+            .into_iter()
+            .map(|c| lifecycle::refresh(self, c))
+            .collect()
+    }
+}

@@ -1,0 +1,292 @@
+//! Container lifecycle operations: start (detached through a monitor, or attached in this
+//! process), stop, kill, wait, pause, unpause; and `refresh`, which notices a container whose
+//! owner died and puts it in the state it is really in.
+
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::db::{self, Container, State};
+use crate::error::{Context, Error, Result};
+use crate::logs::LogWriter;
+use crate::{launch, monitor, owner, remove, rootfs, supervise, Engine};
+
+fn bad_state(ct: &Container, state: &str, what: &str) -> Error {
+    Error::BadState {
+        name: ct.name.clone(),
+        state: state.into(),
+        what: what.into(),
+    }
+}
+
+/// An active container whose owner is gone: stop what is left of it, free its resources, and
+/// record that it exited and why.
+pub fn refresh(e: &Engine, ct: Container) -> Result<Container> {
+    if !ct.state.is_active() {
+        return Ok(ct);
+    }
+    let lock_path = e.paths.owner_lock(&ct.id);
+    let Some(_lock) = owner::try_acquire(&lock_path)? else {
+        return Ok(ct);
+    };
+    // Re-read under the lock: the owner may have finished properly meanwhile.
+    let Some(now) = db::get(e.db(), &ct.id)? else {
+        return Err(Error::NoSuchContainer(ct.name));
+    };
+    if !now.state.is_active() {
+        return Ok(now);
+    }
+    let why = format!(
+        "the container's monitor (pid {}) died; the container was stopped",
+        now.monitor_pid
+    );
+    let _ = launch::release(e, &now);
+    finish(e, &now, 255, &why, false)?;
+    db::get(e.db(), &ct.id)?.ok_or(Error::NoSuchContainer(ct.name))
+}
+
+/// The container could not be started: undo the start, record why, remove it with --rm.
+pub fn start_failed(e: &Engine, ct: &Container, err: &Error, auto_remove: bool) -> Result<()> {
+    let _ = launch::release(e, ct);
+    rootfs::unmount(e, &ct.id)?;
+    db::set_start_failed(e.db(), &ct.id, err.exit_code(), &err.to_string())?;
+    if auto_remove && ct.config.auto_remove {
+        remove::purge(e, ct, true)?;
+    }
+    Ok(())
+}
+
+/// The container's process is gone: unmount, record the exit, and remove it with --rm.
+pub fn finish(e: &Engine, ct: &Container, code: i32, error: &str, auto_remove: bool) -> Result<()> {
+    let _ = launch::release(e, ct);
+    rootfs::unmount(e, &ct.id)?;
+    db::set_exited(e.db(), &ct.id, code, crate::time::now_ns(), error)?;
+    if auto_remove && ct.config.auto_remove {
+        remove::purge(e, ct, true)?;
+    }
+    Ok(())
+}
+
+/// `start` without attaching: hand the container to a new monitor.
+pub fn start_detached(e: &Engine, ct: &Container) -> Result<()> {
+    match ct.state {
+        State::Running | State::Restarting => return Ok(()),
+        State::Paused => {
+            return Err(bad_state(ct, "paused", "unpause it with: lbox unpause NAME"));
+        }
+        _ => {}
+    }
+    monitor::spawn(e, ct)
+}
+
+/// `run` in the foreground / `start -a`: this process looks after the container and returns its
+/// exit code. Output goes to our stdout/stderr (and to the log, unless the container is removed
+/// at exit anyway); stdin is passed through with -i.
+pub fn run_attached(e: &Engine, ct: &Container) -> Result<i32> {
+    let Some(_lock) = owner::try_acquire(&e.paths.owner_lock(&ct.id))? else {
+        return Err(bad_state(ct, "running", "it is already running"));
+    };
+    // Blocked before the clone, so an early exit of the container cannot be missed.
+    runtime::container::forwarded_signals()
+        .thread_block()
+        .ctx(|| "block signals".into())?;
+    let result = attached(e, ct);
+    match &result {
+        Ok(code) => finish(e, ct, *code, "", true)?,
+        Err(err) => start_failed(e, ct, err, true)?,
+    }
+    result
+}
+
+fn attached(e: &Engine, ct: &Container) -> Result<i32> {
+    let c = &ct.config;
+    let bundle = launch::prepare(e, ct)?;
+    let null = rustix::fs::open(
+        "/dev/null",
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ctx(|| "open /dev/null".into())?;
+    let stdin = if c.open_stdin { None } else { Some(null.as_raw_fd()) };
+    if c.tty {
+        let l = launch::with_stdio([stdin, None, None], || launch::launch(e, ct, &bundle))??;
+        db::set_running(
+            e.db(),
+            &ct.id,
+            l.pid,
+            l.pid_start,
+            std::process::id() as i32,
+            crate::time::now_ns(),
+        )?;
+        let master = l
+            .master
+            .ok_or_else(|| Error::Invalid("the container sent no terminal".into()))?;
+        return Ok(runtime::tty::relay(master, l.pid)?);
+    }
+    if c.auto_remove {
+        // Nothing to keep a log for: the container's output goes straight to ours.
+        let l = launch::with_stdio([stdin, None, None], || launch::launch(e, ct, &bundle))??;
+        db::set_running(
+            e.db(),
+            &ct.id,
+            l.pid,
+            l.pid_start,
+            std::process::id() as i32,
+            crate::time::now_ns(),
+        )?;
+        return supervise::run(
+            l.pid,
+            supervise::Outputs {
+                stdout: None,
+                stderr: None,
+                master: None,
+                echo: false,
+            },
+            None,
+            None,
+        );
+    }
+    let pipe = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).ctx(|| "pipe".into());
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let l = launch::with_stdio([stdin, Some(out_w.as_raw_fd()), Some(err_w.as_raw_fd())], || {
+        launch::launch(e, ct, &bundle)
+    })??;
+    drop((out_w, err_w));
+    db::set_running(
+        e.db(),
+        &ct.id,
+        l.pid,
+        l.pid_start,
+        std::process::id() as i32,
+        crate::time::now_ns(),
+    )?;
+    let mut log = LogWriter::open(&e.paths.log(&ct.id), c.log_max_size)?;
+    supervise::run(
+        l.pid,
+        supervise::Outputs {
+            stdout: Some(out_r),
+            stderr: Some(err_r),
+            master: None,
+            echo: true,
+        },
+        Some(&mut log),
+        None,
+    )
+}
+
+fn signal_init(ct: &Container, sig: Signal) -> Result<()> {
+    if ct.pid <= 0 || !runtime::state::pid_alive(ct.pid, ct.pid_start) {
+        return Ok(());
+    }
+    kill(Pid::from_raw(ct.pid), sig).ctx(|| format!("send {sig} to container {}", ct.name))
+}
+
+/// Wait until the container is no longer active (its owner recorded the exit), up to `timeout`.
+pub fn wait_inactive(e: &Engine, id: &str, timeout: Option<Duration>) -> Result<Option<Container>> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let mut pause = Duration::from_millis(2);
+    loop {
+        let Some(ct) = db::get(e.db(), id)? else {
+            return Ok(None);
+        };
+        let ct = refresh(e, ct)?;
+        if !ct.state.is_active() {
+            return Ok(Some(ct));
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(Some(ct));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// `stop`: the stop signal, then SIGKILL after the timeout (Docker's default 10 s).
+pub fn stop(e: &Engine, ct: &Container, timeout: Option<u64>) -> Result<()> {
+    if !ct.state.is_active() {
+        return Ok(());
+    }
+    db::set_manual_stop(e.db(), &ct.id, true)?;
+    let secs = timeout.or(ct.config.stop_timeout).unwrap_or(10);
+    let sig = runtime::container::parse_signal(&ct.config.stop_signal).unwrap_or(Signal::SIGTERM);
+    signal_init(ct, sig)?;
+    if ct.state == State::Paused {
+        let _ = set_paused(e, ct, false);
+    }
+    let after = wait_inactive(e, &ct.id, Some(Duration::from_secs(secs)))?;
+    if after.as_ref().is_some_and(|c| c.state.is_active()) {
+        let now = after.as_ref().unwrap_or(ct);
+        signal_init(now, Signal::SIGKILL)?;
+        let last = wait_inactive(e, &ct.id, Some(Duration::from_secs(30)))?;
+        if last.is_some_and(|c| c.state.is_active()) {
+            return Err(bad_state(ct, "running", "it did not stop after SIGKILL"));
+        }
+    }
+    Ok(())
+}
+
+pub fn kill_container(e: &Engine, ct: &Container, sig: &str) -> Result<()> {
+    if !ct.state.is_active() || ct.state == State::Restarting {
+        return Err(bad_state(ct, ct.state.as_str(), "it is not running"));
+    }
+    let s = runtime::container::parse_signal(sig)
+        .map_err(|_| Error::Invalid(format!("invalid signal {sig:?}: use a name like SIGTERM or a number")))?;
+    if matches!(s, Signal::SIGKILL | Signal::SIGTERM | Signal::SIGINT) {
+        db::set_manual_stop(e.db(), &ct.id, true)?;
+    }
+    signal_init(ct, s)?;
+    if ct.state == State::Paused && s == Signal::SIGKILL {
+        let _ = set_paused(e, ct, false);
+    }
+    Ok(())
+}
+
+/// Freeze or thaw every process of the container (the cgroup freezer).
+pub fn set_paused(e: &Engine, ct: &Container, paused: bool) -> Result<()> {
+    let store = e.runtime_store();
+    if let Some(rt) = &ct.config.runtime {
+        let what = if paused { "pause" } else { "resume" };
+        let st = std::process::Command::new(rt)
+            .arg("--root")
+            .arg(e.paths.run.join("external"))
+            .arg(what)
+            .arg(&ct.id)
+            .status()
+            .ctx(|| format!("run {} {what}", rt.display()))?;
+        if !st.success() {
+            return Err(Error::Invalid(format!("{} {what} {} failed", rt.display(), ct.name)));
+        }
+    } else if paused {
+        runtime::container::pause(&store, &ct.id)?;
+    } else {
+        runtime::container::resume(&store, &ct.id)?;
+    }
+    db::set_state(e.db(), &ct.id, if paused { State::Paused } else { State::Running })
+}
+
+pub fn pause(e: &Engine, ct: &Container) -> Result<()> {
+    match ct.state {
+        State::Running => set_paused(e, ct, true),
+        State::Paused => Err(bad_state(ct, "paused", "it is already paused")),
+        s => Err(bad_state(ct, s.as_str(), "it is not running")),
+    }
+}
+
+pub fn unpause(e: &Engine, ct: &Container) -> Result<()> {
+    match ct.state {
+        State::Paused => set_paused(e, ct, false),
+        s => Err(bad_state(ct, s.as_str(), "it is not paused")),
+    }
+}
+
+/// `wait`: block until the container is not running; its exit code.
+pub fn wait(e: &Engine, ct: &Container) -> Result<i32> {
+    match wait_inactive(e, &ct.id, None)? {
+        Some(c) => Ok(c.exit_code),
+        // Removed on exit (--rm): the code went with it.
+        None => Ok(0),
+    }
+}

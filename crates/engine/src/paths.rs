@@ -1,0 +1,68 @@
+//! Where everything lives on disk (ARCHITECTURE.md, "On disk").
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// $LBOX_ROOT: persistent state (default /var/lib/lbox).
+    pub root: PathBuf,
+    /// $LBOX_RUN: what does not survive a reboot (default /run/lbox).
+    pub run: PathBuf,
+}
+
+impl Paths {
+    pub fn new(root: impl Into<PathBuf>, run: impl Into<PathBuf>) -> Paths {
+        Paths {
+            root: root.into(),
+            run: run.into(),
+        }
+    }
+
+    /// $LBOX_RUN, or a directory named after the root when the root is not the default one, so
+    /// two engines with different roots never share runtime state.
+    pub fn from_env(root: &Path) -> Paths {
+        let run = match std::env::var_os("LBOX_RUN") {
+            Some(r) => PathBuf::from(r),
+            None if root == Path::new("/var/lib/lbox") => PathBuf::from("/run/lbox"),
+            None => root.join("run"),
+        };
+        Paths::new(root, run)
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.root.join("lbox.db")
+    }
+
+    pub fn images(&self) -> PathBuf {
+        self.root.join("images")
+    }
+
+    pub fn container(&self, id: &str) -> PathBuf {
+        self.root.join("containers").join(id)
+    }
+
+    /// The mount point of the container's root filesystem (the bundle's `rootfs`).
+    pub fn rootfs(&self, id: &str) -> PathBuf {
+        self.container(id).join("rootfs")
+    }
+
+    pub fn log(&self, id: &str) -> PathBuf {
+        self.container(id).join("container.log")
+    }
+
+    pub fn volumes(&self) -> PathBuf {
+        self.root.join("volumes")
+    }
+
+    pub fn volume(&self, name: &str) -> PathBuf {
+        self.volumes().join(name).join("_data")
+    }
+
+    pub fn runtime(&self) -> PathBuf {
+        self.run.join("runtime")
+    }
+
+    pub fn owner_lock(&self, id: &str) -> PathBuf {
+        self.run.join("owners").join(format!("{id}.lock"))
+    }
+}

@@ -1,0 +1,112 @@
+//! `rm`: a stopped container's directory, row and owner lock go; with -v its anonymous volumes
+//! too. A running one is refused unless forced, which kills it first.
+
+use std::time::Duration;
+
+use crate::config::MountKind;
+use crate::db::{self, Container};
+use crate::error::{Context, Error, Result};
+use crate::{launch, lifecycle, rootfs, volumes, Engine};
+
+pub fn remove(e: &Engine, ct: &Container, force: bool, with_volumes: bool) -> Result<()> {
+    let mut ct = ct.clone();
+    if ct.state.is_active() {
+        if !force {
+            return Err(Error::BadState {
+                name: ct.name.clone(),
+                state: ct.state.as_str().into(),
+                what: format!(
+                    "cannot remove a running container; stop it first, or use: lbox rm -f {}",
+                    ct.name
+                ),
+            });
+        }
+        db::set_manual_stop(e.db(), &ct.id, true)?;
+        if ct.pid > 0 && runtime::state::pid_alive(ct.pid, ct.pid_start) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(ct.pid), nix::sys::signal::Signal::SIGKILL);
+        }
+        if ct.state == crate::State::Paused {
+            let _ = lifecycle::set_paused(e, &ct, false);
+        }
+        match lifecycle::wait_inactive(e, &ct.id, Some(Duration::from_secs(30)))? {
+            None => return Ok(()),
+            Some(c) if c.state.is_active() => {
+                return Err(Error::BadState {
+                    name: c.name.clone(),
+                    state: c.state.as_str().into(),
+                    what: "it did not stop after SIGKILL".into(),
+                })
+            }
+            Some(c) => ct = c,
+        }
+    }
+    purge(e, &ct, with_volumes)
+}
+
+/// Remove everything of a container that is not running.
+pub fn purge(e: &Engine, ct: &Container, with_volumes: bool) -> Result<()> {
+    let _ = launch::release(e, ct);
+    rootfs::unmount(e, &ct.id)?;
+    let dir = e.paths.container(&ct.id);
+    // Moved aside in one rename, deleted in the background: file deletion is the slowest part
+    // of removing a container, and nothing waits for the disk space.
+    let trash = e.paths.root.join("trash");
+    let _ = std::fs::create_dir_all(&trash);
+    match std::fs::rename(&dir, trash.join(&ct.id)) {
+        Ok(()) => empty_trash_in_background(&trash),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(_) => match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err).ctx(|| format!("remove {}", dir.display())),
+        },
+    }
+    db::delete(e.db(), &ct.id)?;
+    crate::owner::remove(&e.paths.owner_lock(&ct.id));
+    if with_volumes {
+        for m in ct
+            .config
+            .mounts
+            .iter()
+            .filter(|m| m.kind == MountKind::Volume && m.anonymous)
+        {
+            match volumes::remove(e, &m.source, false) {
+                Ok(()) | Err(Error::NoSuchVolume(_)) | Err(Error::VolumeInUse { .. }) => {}
+                Err(err) => return Err(err),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Delete everything in the trash directory from a detached grandchild process.
+fn empty_trash_in_background(trash: &std::path::Path) {
+    // Safety: single-threaded; the children only remove files and _exit, touching no state
+    // shared with us (the DB connection is never used after the fork).
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => {
+            if let Ok(nix::unistd::ForkResult::Child) = unsafe { nix::unistd::fork() } {
+                // Let go of the caller's stdout/stderr, so whoever reads them sees EOF now.
+                if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+                    for fd in 0..3 {
+                        unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd) };
+                    }
+                }
+                empty_trash(trash);
+            }
+            unsafe { libc::_exit(0) };
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => {
+            let _ = nix::sys::wait::waitpid(child, None);
+        }
+        Err(_) => empty_trash(trash),
+    }
+}
+
+pub fn empty_trash(trash: &std::path::Path) {
+    if let Ok(rd) = std::fs::read_dir(trash) {
+        for entry in rd.flatten() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The small part of Go's text/template that Docker users pass to --format: `{{.Field}}`,
+//! `{{.A.B}}`, `{{json .X}}`, `{{.}}`, and `table` for a header row. Fields are looked up in
+//! the object's JSON form.
+
+use anyhow::{bail, Result};
+use serde_json::Value;
+
+#[derive(Debug)]
+enum Part {
+    Text(String),
+    Field { path: Vec<String>, json: bool },
+}
+
+#[derive(Debug)]
+pub struct Template {
+    parts: Vec<Part>,
+    pub table: bool,
+}
+
+impl Template {
+    pub fn parse(src: &str) -> Result<Template> {
+        let (table, src) = match src.strip_prefix("table") {
+            Some(rest) => (true, rest.trim_start()),
+            None => (false, src),
+        };
+        let src = src.replace("\\t", "\t").replace("\\n", "\n");
+        let mut parts = Vec::new();
+        let mut rest = src.as_str();
+        while let Some(open) = rest.find("{{") {
+            if open > 0 {
+                parts.push(Part::Text(rest[..open].to_string()));
+            }
+            let Some(close) = rest[open..].find("}}") else {
+                bail!("invalid --format {src:?}: unclosed {{{{");
+            };
+            let inner = rest[open + 2..open + close].trim();
+            let (json, expr) = match inner.strip_prefix("json") {
+                Some(e) => (true, e.trim()),
+                None => (false, inner),
+            };
+            if !expr.starts_with('.') {
+                bail!("invalid --format {src:?}: {inner:?} is not a field (write {{{{.Name}}}})");
+            }
+            let path = expr[1..]
+                .split('.')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+            parts.push(Part::Field { path, json });
+            rest = &rest[open + close + 2..];
+        }
+        if !rest.is_empty() {
+            parts.push(Part::Text(rest.to_string()));
+        }
+        Ok(Template { parts, table })
+    }
+
+    pub fn render(&self, v: &Value) -> String {
+        let mut out = String::new();
+        for p in &self.parts {
+            match p {
+                Part::Text(t) => out.push_str(t),
+                Part::Field { path, json } => {
+                    let mut cur = v;
+                    for k in path {
+                        cur = cur.get(k).unwrap_or(&Value::Null);
+                    }
+                    if *json {
+                        out.push_str(&cur.to_string());
+                    } else {
+                        out.push_str(&plain(cur));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The header row of a `table` template: each field's name in upper case.
+    pub fn header(&self) -> String {
+        let mut out = String::new();
+        for p in &self.parts {
+            match p {
+                Part::Text(t) => out.push_str(t),
+                Part::Field { path, .. } => out.push_str(&header_name(path.last().map(String::as_str).unwrap_or(""))),
+            }
+        }
+        out
+    }
+}
+
+fn header_name(field: &str) -> String {
+    match field {
+        "ID" => "CONTAINER ID".into(),
+        "RunningFor" => "CREATED".into(),
+        "CreatedAt" => "CREATED AT".into(),
+        other => other.to_ascii_uppercase(),
+    }
+}
+
+/// Go's default formatting of a value: strings bare, maps as map[k:v], lists as [a b].
+fn plain(v: &Value) -> String {
+    match v {
+        Value::Null => "<no value>".into(),
+        Value::String(s) => s.clone(),
+        Value::Array(a) => format!("[{}]", a.iter().map(plain).collect::<Vec<_>>().join(" ")),
+        Value::Object(o) => format!(
+            "map[{}]",
+            o.iter()
+                .map(|(k, v)| format!("{k}:{}", plain(v)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_paths_and_json() {
+        let v = serde_json::json!({"Name": "web", "State": {"Status": "running", "Pid": 7}, "L": ["a", "b"]});
+        let t = Template::parse("{{.Name}} {{.State.Status}} {{.State.Pid}} {{json .L}} {{.Nope}}").expect("parse");
+        assert_eq!(t.render(&v), "web running 7 [\"a\",\"b\"] <no value>");
+        let t = Template::parse("table {{.ID}}\\t{{.Names}}").expect("table");
+        assert!(t.table);
+        assert_eq!(t.header(), "CONTAINER ID\tNAMES");
+        assert!(Template::parse("{{.Name").is_err());
+        assert!(Template::parse("{{Name}}").is_err());
+    }
+}
