@@ -46,6 +46,9 @@ pub fn open(path: &Path) -> Result<Connection> {
     // is what a crash-recoverable state file needs (rows are reconciled with the kernel anyway).
     c.pragma_update(None, "journal_mode", "WAL")?;
     c.pragma_update(None, "synchronous", "NORMAL")?;
+    // Short-lived processes: no checkpoint (fsync) and WAL deletion at every exit; the WAL is
+    // checkpointed when it grows (see the image store's open).
+    c.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
     c.execute_batch(SCHEMA)?;
     Ok(c)
 }

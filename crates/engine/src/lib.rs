@@ -17,11 +17,13 @@ pub mod names;
 pub mod owner;
 pub mod parse;
 pub mod paths;
+pub mod prune;
 pub mod remove;
 pub mod rootfs;
 pub mod spec;
 mod supervise;
 pub mod time;
+mod trim;
 pub mod volumes;
 
 use std::cell::OnceCell;
@@ -72,9 +74,15 @@ impl Engine {
 
     /// Every container, newest first, states brought up to date.
     pub fn containers(&self) -> Result<Vec<Container>> {
-        db::all(&self.db)?
-            .into_iter()
-            .map(|c| lifecycle::refresh(self, c))
-            .collect()
+        let mut out = Vec::new();
+        for c in db::all(&self.db)? {
+            match lifecycle::refresh(self, c) {
+                Ok(c) => out.push(c),
+                // Removed meanwhile (a --rm container whose owner had died).
+                Err(Error::NoSuchContainer(_)) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(out)
     }
 }

@@ -43,7 +43,8 @@ pub fn refresh(e: &Engine, ct: Container) -> Result<Container> {
         now.monitor_pid
     );
     let _ = launch::release(e, &now);
-    finish(e, &now, 255, &why, false)?;
+    // Its owner would have removed a --rm container: so do we.
+    finish(e, &now, 255, &why, true)?;
     db::get(e.db(), &ct.id)?.ok_or(Error::NoSuchContainer(ct.name))
 }
 

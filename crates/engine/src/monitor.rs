@@ -179,6 +179,7 @@ fn start_and_supervise(e: &Engine, ct: &Container, log: &mut LogWriter, status: 
         crate::time::now_ns(),
     )?;
     report(status, "ok\n");
+    crate::trim::trim();
     let mut checker = health::Checker::new(e, ct);
     let outputs = supervise::Outputs {
         stdout: Some(out_r),

@@ -101,6 +101,17 @@ fn is_volume_name(s: &str) -> bool {
     cs.next().is_some_and(|c| c.is_ascii_alphanumeric()) && cs.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
+/// `volume create NAME`: Docker's rule for volume names.
+pub fn check_volume_name(name: &str) -> Result<()> {
+    if name.len() >= 2 && is_volume_name(name) {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "invalid volume name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, at least 2 characters"
+        )))
+    }
+}
+
 fn check_host_path(flag: &str, spec: &str, p: &str) -> Result<()> {
     if !Path::new(p).exists() {
         return Err(Error::Invalid(format!(

@@ -142,9 +142,10 @@ pub fn build(i: &Inputs) -> Result<Value> {
     } else {
         linux["devices"] = json!(devices::host_devices());
     }
-    if let Ok(p) = std::env::var("LBOX_CGROUP_PARENT") {
-        linux["cgroupsPath"] = json!(format!("{}/{}", p.trim_end_matches('/'), i.id));
-    }
+    // Below the caller's own cgroup, in a parent that is kept between containers (making and
+    // removing it in every v1 hierarchy at each run costs more than the container's own).
+    let parent = std::env::var("LBOX_CGROUP_PARENT").unwrap_or_else(|_| "lbox".into());
+    linux["cgroupsPath"] = json!(format!("{}/{}", parent.trim_end_matches('/'), i.id));
     let mut annotations = serde_json::Map::new();
     for (k, v) in &c.labels {
         annotations.insert(k.clone(), json!(v));

@@ -345,6 +345,16 @@ pub fn rmi(root: &Path, a: RmiArgs) -> Result<i32> {
     let store = open(root)?;
     let mut failed = false;
     for name in &a.images {
+        let untag_only = store
+            .find(name)
+            .is_ok_and(|i| i.tags.len() > 1 && i.id.to_string() != *name);
+        if !untag_only {
+            if let Err(e) = super::system::check_image_unused(root, name, a.force) {
+                eprintln!("lbox: {e:#}");
+                failed = true;
+                continue;
+            }
+        }
         match store.remove_image(name, a.force) {
             Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
             Err(e) => {
@@ -547,7 +557,12 @@ pub fn history(root: &Path, a: HistoryArgs) -> Result<i32> {
 
 pub fn prune(root: &Path, a: PruneArgs) -> Result<i32> {
     let store = open(root)?;
-    let (removed, freed) = store.prune(a.all, &[])?;
+    let e = super::containers::open(root)?;
+    let keep: Vec<image::Digest> = engine::prune::images_in_use(&e)?
+        .iter()
+        .filter_map(|i| i.parse().ok())
+        .collect();
+    let (removed, freed) = store.prune(a.all, &keep)?;
     for id in &removed {
         println!("Deleted: {id}");
     }

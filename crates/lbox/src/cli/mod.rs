@@ -10,6 +10,7 @@ mod output;
 mod progress;
 mod ps;
 mod run_flags;
+mod system;
 mod template;
 
 use std::ffi::OsString;
@@ -77,6 +78,14 @@ pub enum Command {
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCommand),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(system::VolumeCommand),
+    /// Manage LockBox (prune, df, info).
+    #[command(subcommand)]
+    System(system::SystemCommand),
+    /// Show system-wide information.
+    Info,
     /// Download an image from a registry.
     Pull(images::PullArgs),
     /// Upload an image to a registry.
@@ -220,6 +229,9 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Unpause(a) => containers::unpause(&root, a),
         Command::Rename(a) => containers::rename(&root, a),
         Command::Container(c) => container(&root, c),
+        Command::Volume(c) => system::volume(&root, c),
+        Command::System(c) => system::system(&root, c),
+        Command::Info => system::system(&root, system::SystemCommand::Info),
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => images::pull(&root, a),
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => images::push(&root, a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::list(&root, a),
