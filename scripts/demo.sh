@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job, as far as LockBox goes today: build lbox, make a busybox bundle offline, and run it
-# through lbox-runc (foreground, then create/start/exec/delete). Needs root on Debian 12.
+# The main job, as far as LockBox goes today: build lbox, make a busybox bundle offline and run it
+# through lbox-runc; import it as an image, push it to a local registry, pull it back and run it as
+# containers with lbox run (foreground and detached). Needs root on Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pkgs=(busybox-static libseccomp-dev pkg-config docker-registry)
@@ -12,7 +13,7 @@ cargo build --release -q
 work=$(mktemp -d /tmp/lbox-demo.XXXXXX)
 cleanup() {
   target/release/lbox runtime --root "$work/state" delete --force demo >/dev/null 2>&1 || true
-  [ -n "${merged:-}" ] && target/release/lbox --root "$work/lbox" image unmount "$merged" >/dev/null 2>&1 || true
+  target/release/lbox --root "$work/lbox" rm -f web >/dev/null 2>&1 || true
   [ -n "${regpid:-}" ] && kill "$regpid" 2>/dev/null || true
   rm -rf "$work"
 }
@@ -59,16 +60,15 @@ lb push "localhost:$port/demo/busybox:1"
 lb rmi "localhost:$port/demo/busybox:1"
 lb pull "localhost:$port/demo/busybox:1"
 lb images
-merged=$(lb image mount "localhost:$port/demo/busybox:1")
-python3 - "$work/bundle/config.json" "$merged" <<'PY'
-import json, sys
-p = sys.argv[1]; s = json.load(open(p))
-s["root"] = {"path": sys.argv[2], "readonly": False}
-s["process"]["args"] = ["sh", "-c", "echo hello from the pulled image, on an overlay of its layers"]
-json.dump(s, open(p, "w"))
-PY
-rt run --bundle "$work/bundle" demo
-lb image unmount "$merged"
-merged=
+echo "== lbox run: foreground, detached, logs, stop, rm"
+lb run --rm "localhost:$port/demo/busybox:1" sh -c 'echo hello from $(hostname), in a container of the pulled image'
+lb run -d --name web --memory 64m --restart on-failure "localhost:$port/demo/busybox:1" \
+  sh -c 'echo serving; trap "echo bye; exit 0" TERM; while true; do sleep 0.2; done'
+sleep 1
+lb ps
+lb logs web
+lb stop web
+lb ps -a --format '{{.Names}}: {{.Status}}'
+lb rm web
 find /sys/fs/cgroup -maxdepth 6 -type d -name lbox-demo -exec rmdir {} + 2>/dev/null || true
 echo "done"

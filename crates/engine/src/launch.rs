@@ -93,7 +93,7 @@ pub fn prepare(e: &Engine, ct: &Container) -> Result<PathBuf> {
 }
 
 /// Docker's exit codes when the program cannot run: 127 not found, 126 not executable.
-fn classify(err: runtime::Error) -> Error {
+pub(crate) fn classify(err: runtime::Error) -> Error {
     let msg = err.to_string();
     let lower = msg.to_ascii_lowercase();
     if lower.contains("not found") || lower.contains("no such file") || lower.contains("enoent") {

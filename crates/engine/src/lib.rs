@@ -3,9 +3,11 @@
 //! store; there is no daemon: every `lbox` command opens the engine, works, and exits.
 
 pub mod config;
+pub mod copy;
 pub mod create;
 pub mod db;
 pub mod error;
+pub mod exec;
 mod external;
 mod health;
 mod inroot;

@@ -2,6 +2,8 @@
 //! exits: there is no daemon. Errors print as one line, `lbox: …`, and exit 125 as Docker's do.
 
 mod containers;
+mod cp;
+mod exec;
 mod images;
 mod inspect;
 mod login;
@@ -75,6 +77,19 @@ pub enum Command {
     Unpause(containers::NamesArgs),
     /// Rename a container.
     Rename(containers::RenameArgs),
+    /// Run a command in a running container.
+    Exec(exec::ExecArgs),
+    /// Show the processes of a container.
+    Top(exec::TopArgs),
+    /// Show containers' resource usage.
+    Stats(exec::StatsArgs),
+    /// Copy files between a container and the host.
+    Cp(cp::CpArgs),
+    /// Print a shell completion script (bash, zsh or fish).
+    Completion {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -119,6 +134,13 @@ pub enum Command {
     Version,
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum ContainerCommand {
     Run(containers::RunArgs),
@@ -137,6 +159,10 @@ pub enum ContainerCommand {
     Pause(containers::NamesArgs),
     Unpause(containers::NamesArgs),
     Rename(containers::RenameArgs),
+    Exec(exec::ExecArgs),
+    Top(exec::TopArgs),
+    Stats(exec::StatsArgs),
+    Cp(cp::CpArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -208,6 +234,10 @@ fn container(root: &std::path::Path, c: ContainerCommand) -> Result<i32> {
         ContainerCommand::Pause(a) => containers::pause(root, a),
         ContainerCommand::Unpause(a) => containers::unpause(root, a),
         ContainerCommand::Rename(a) => containers::rename(root, a),
+        ContainerCommand::Exec(a) => exec::exec_cmd(root, a),
+        ContainerCommand::Top(a) => exec::top(root, a),
+        ContainerCommand::Stats(a) => exec::stats(root, a),
+        ContainerCommand::Cp(a) => cp::cp(root, a),
     }
 }
 
@@ -228,6 +258,20 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Pause(a) => containers::pause(&root, a),
         Command::Unpause(a) => containers::unpause(&root, a),
         Command::Rename(a) => containers::rename(&root, a),
+        Command::Exec(a) => exec::exec_cmd(&root, a),
+        Command::Top(a) => exec::top(&root, a),
+        Command::Stats(a) => exec::stats(&root, a),
+        Command::Cp(a) => cp::cp(&root, a),
+        Command::Completion { shell } => {
+            use clap::CommandFactory;
+            let sh = match shell {
+                Shell::Bash => clap_complete::Shell::Bash,
+                Shell::Zsh => clap_complete::Shell::Zsh,
+                Shell::Fish => clap_complete::Shell::Fish,
+            };
+            clap_complete::generate(sh, &mut Cli::command(), "lbox", &mut std::io::stdout());
+            Ok(0)
+        }
         Command::Container(c) => container(&root, c),
         Command::Volume(c) => system::volume(&root, c),
         Command::System(c) => system::system(&root, c),

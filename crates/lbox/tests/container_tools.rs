@@ -1,0 +1,182 @@
+//! Looking into and working with running containers: exec, top, stats, cp, and shell completion.
+
+mod common;
+
+use common::engine::Engine;
+use common::{stderr, stdout};
+
+#[test]
+fn exec_runs_inside_with_the_containers_view_and_flags() {
+    let e = Engine::new();
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ex",
+        "-e",
+        "FROM_RUN=1",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let o = e.lbox(&[
+        "exec",
+        "ex",
+        "sh",
+        "-c",
+        "echo $FROM_RUN $HOSTNAME; cat /proc/1/cmdline | tr '\\0' ' '; exit 6",
+    ]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("1 ") && out.contains("sleep 600"), "{out}");
+    assert_eq!(
+        e.ok(&[
+            "exec",
+            "-e",
+            "X=2",
+            "-w",
+            "/tmp",
+            "-u",
+            "nobody",
+            "ex",
+            "sh",
+            "-c",
+            "echo $X; pwd; id -un"
+        ]),
+        "2\n/tmp\nnobody"
+    );
+    let caps = e.ok(&["exec", "ex", "grep", "-E", "CapEff|Seccomp:", "/proc/self/status"]);
+    assert!(
+        caps.contains("00000000a80425fb") && caps.contains("Seccomp:\t2"),
+        "exec gets the container's confinement: {caps}"
+    );
+    let o = e
+        .cmd(&["exec", "-i", "ex", "cat"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    use std::io::Write;
+    let mut o = o;
+    o.stdin.take().expect("stdin").write_all(b"piped in\n").expect("write");
+    let out = o.wait_with_output().expect("wait");
+    assert_eq!(stdout(&out), "piped in\n");
+    e.ok(&["exec", "-d", "ex", "sh", "-c", "echo bg > /tmp/bg"]);
+    e.eventually(5, "the detached exec", || {
+        e.lbox(&["exec", "ex", "cat", "/tmp/bg"]).status.success()
+    });
+    e.fails(&["exec", "ex", "nosuchcmd"], 127);
+    e.ok(&["stop", "-t", "1", "ex"]);
+    let err = e.fails(&["exec", "ex", "true"], 125);
+    assert!(err.contains("not running") && err.contains("lbox start"), "{err}");
+    e.ok(&["rm", "ex"]);
+    e.assert_clean();
+}
+
+#[test]
+fn top_and_stats_show_the_containers_processes_and_usage() {
+    let e = Engine::new();
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "tp",
+        "-m",
+        "64m",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 600 & sleep 601",
+    ]);
+    e.eventually(5, "both sleeps", || {
+        e.ok(&["top", "tp"]).matches("sleep 60").count() == 2
+    });
+    let top = e.ok(&["top", "tp", "-o", "pid,args"]);
+    assert!(top.starts_with("PID") || top.trim_start().starts_with("PID"), "{top}");
+    assert!(!top.contains("cargo"), "only the container's processes: {top}");
+    let stats = e.ok(&["stats", "--no-stream"]);
+    assert!(stats.contains("MEM USAGE / LIMIT") && stats.contains("tp"), "{stats}");
+    let json = e.ok(&["stats", "--no-stream", "--format", "json", "tp"]);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(v["PIDs"], "2", "sh execs its last command: {v}");
+    assert!(
+        v["MemUsage"].as_str().is_some_and(|m| m.ends_with("/ 67.1MB")),
+        "the limit is the container's: {v}"
+    );
+    e.ok(&["rm", "-f", "tp"]);
+    e.fails(&["top", "tp"], 125);
+    e.assert_clean();
+}
+
+#[test]
+fn cp_both_ways_running_and_stopped_never_escaping() {
+    let e = Engine::new();
+    let host = e.path("h");
+    std::fs::create_dir_all(host.join("dir/sub")).expect("mkdir");
+    std::fs::write(host.join("dir/sub/f"), "deep").expect("write");
+    std::fs::write(host.join("one"), "1").expect("write");
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cpy",
+        "--tmpfs",
+        "/scratch",
+        "busybox",
+        "sh",
+        "-c",
+        "echo made > /tmp/made; ln -s / /tmp/escape; sleep 600",
+    ]);
+    e.eventually(5, "the file", || {
+        e.lbox(&["exec", "cpy", "test", "-e", "/tmp/made"]).status.success()
+    });
+    let one = host.join("one");
+    e.ok(&["cp", one.to_str().expect("utf8"), "cpy:/scratch/"]);
+    assert_eq!(
+        e.ok(&["exec", "cpy", "cat", "/scratch/one"]),
+        "1",
+        "into a tmpfs only the container sees"
+    );
+    e.ok(&["cp", host.join("dir").to_str().expect("utf8"), "cpy:/tmp"]);
+    assert_eq!(e.ok(&["exec", "cpy", "cat", "/tmp/dir/sub/f"]), "deep");
+    let out = host.join("out");
+    e.ok(&["cp", "cpy:/tmp/made", out.to_str().expect("utf8")]);
+    assert_eq!(std::fs::read_to_string(&out).expect("copied out"), "made\n");
+    // A symlink to / inside the container resolves to the container's root, not the host's.
+    let esc = host.join("esc");
+    let o = e.lbox(&["cp", "cpy:/tmp/escape/etc/hostname", esc.to_str().expect("utf8")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let short = e.inspect("cpy", "{{.Config.Hostname}}");
+    assert_eq!(std::fs::read_to_string(&esc).expect("read").trim(), short);
+    e.ok(&["stop", "-t", "1", "cpy"]);
+    // Stopped: through the root filesystem.
+    let out2 = host.join("out2");
+    e.ok(&["cp", "cpy:/tmp/dir", out2.to_str().expect("utf8")]);
+    assert_eq!(
+        std::fs::read_to_string(out2.join("sub/f")).expect("dir copied out"),
+        "deep"
+    );
+    e.ok(&["cp", one.to_str().expect("utf8"), "cpy:/root/one"]);
+    e.ok(&["start", "cpy"]);
+    assert_eq!(e.ok(&["exec", "cpy", "cat", "/root/one"]), "1");
+    e.fails(&["cp", "cpy:/no/such", out.to_str().expect("utf8")], 125);
+    e.fails(&["cp", "a", "b"], 125);
+    e.ok(&["rm", "-f", "cpy"]);
+    e.assert_clean();
+}
+
+#[test]
+fn shell_completion_scripts() {
+    let e = Engine::new();
+    for (shell, marker) in [("bash", "complete"), ("zsh", "#compdef"), ("fish", "complete -c lbox")] {
+        let out = e.ok(&["completion", shell]);
+        assert!(
+            out.contains(marker) && out.contains("run"),
+            "{shell}: {}",
+            &out[..out.len().min(200)]
+        );
+    }
+    let o = e.lbox(&["completion", "tcsh"]);
+    assert_eq!(o.status.code(), Some(125));
+    e.assert_clean();
+}
