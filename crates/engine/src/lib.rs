@@ -2,6 +2,7 @@
 //! monitor, logs. It drives the runtime in-process and takes root filesystems from the image
 //! store; there is no daemon: every `lbox` command opens the engine, works, and exits.
 
+pub mod attach;
 pub mod config;
 pub mod copy;
 pub mod create;

@@ -147,6 +147,7 @@ fn attached(e: &Engine, ct: &Container) -> Result<i32> {
             },
             None,
             None,
+            None,
         );
     }
     let pipe = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).ctx(|| "pipe".into());
@@ -174,6 +175,7 @@ fn attached(e: &Engine, ct: &Container) -> Result<i32> {
             echo: true,
         },
         Some(&mut log),
+        None,
         None,
     )
 }

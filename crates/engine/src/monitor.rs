@@ -110,8 +110,8 @@ fn monitor(paths: Paths, id: &str, status: &mut Option<OwnedFd>) -> Result<()> {
     loop {
         let ct = db::get(e.db(), id)?.ok_or_else(|| Error::NoSuchContainer(id.into()))?;
         let started_at = Instant::now();
-        let code = match start_and_supervise(&e, &ct, &mut log, status) {
-            Ok(code) => code,
+        let (code, mut attach) = match start_and_supervise(&e, &ct, &mut log, status) {
+            Ok(done) => done,
             Err(err) if status.is_some() => {
                 lifecycle::start_failed(&e, &ct, &err, false)?;
                 return Err(err);
@@ -131,6 +131,8 @@ fn monitor(paths: Paths, id: &str, status: &mut Option<OwnedFd>) -> Result<()> {
             }
             db::set_exited(e.db(), id, code, crate::time::now_ns(), "")?;
             db::add_restart(e.db(), id)?;
+            attach.exited(code);
+            drop(attach);
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(Duration::from_secs(60));
             if db::get(e.db(), id)?.is_some_and(|c| c.manual_stop) {
@@ -139,12 +141,20 @@ fn monitor(paths: Paths, id: &str, status: &mut Option<OwnedFd>) -> Result<()> {
             }
             continue;
         }
+        // Recorded before attached clients hear of the exit: when `attach` returns, the
+        // container is seen stopped.
         lifecycle::finish(&e, &now, code, "", true)?;
+        attach.exited(code);
         return Ok(());
     }
 }
 
-fn start_and_supervise(e: &Engine, ct: &Container, log: &mut LogWriter, status: &mut Option<OwnedFd>) -> Result<i32> {
+fn start_and_supervise(
+    e: &Engine,
+    ct: &Container,
+    log: &mut LogWriter,
+    status: &mut Option<OwnedFd>,
+) -> Result<(i32, crate::attach::AttachServer)> {
     let bundle = launch::prepare(e, ct)?;
     let null = rustix::fs::open(
         "/dev/null",
@@ -156,7 +166,7 @@ fn start_and_supervise(e: &Engine, ct: &Container, log: &mut LogWriter, status: 
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     // With -i the container's stdin stays open: the monitor holds the write end for attach.
-    let (in_r, _in_w) = if ct.config.open_stdin {
+    let (in_r, in_w) = if ct.config.open_stdin {
         let (r, w) = pipe()?;
         (Some(r), Some(w))
     } else {
@@ -170,6 +180,13 @@ fn start_and_supervise(e: &Engine, ct: &Container, log: &mut LogWriter, status: 
     };
     let launched = launch::with_stdio(fds, || launch::launch(e, ct, &bundle))??;
     drop((out_w, err_w, in_r));
+    // Attach input goes to the terminal, or to the stdin pipe kept open with -i. Bound before
+    // the container is reported started, so an `attach` right after `run -d` finds it.
+    let input = match &launched.master {
+        Some(m) => Some(m.try_clone().ctx(|| "dup the terminal".into())?),
+        None => in_w,
+    };
+    let mut attach = crate::attach::AttachServer::bind(&e.paths.attach_socket(&ct.id), input, ct.config.tty)?;
     db::set_running(
         e.db(),
         &ct.id,
@@ -188,5 +205,6 @@ fn start_and_supervise(e: &Engine, ct: &Container, log: &mut LogWriter, status: 
         echo: false,
     };
     let ticker: Option<&mut dyn supervise::Ticker> = checker.as_mut().map(|c| c as &mut dyn supervise::Ticker);
-    supervise::run(launched.pid, outputs, Some(log), ticker)
+    let code = supervise::run(launched.pid, outputs, Some(log), ticker, Some(&mut attach))?;
+    Ok((code, attach))
 }

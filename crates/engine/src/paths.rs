@@ -62,6 +62,13 @@ impl Paths {
         self.run.join("runtime")
     }
 
+    /// The monitor's attach socket (short ID: socket paths are limited to 107 bytes).
+    pub fn attach_socket(&self, id: &str) -> PathBuf {
+        self.run
+            .join("attach")
+            .join(format!("{}.sock", &id[..12.min(id.len())]))
+    }
+
     pub fn owner_lock(&self, id: &str) -> PathBuf {
         self.run.join("owners").join(format!("{id}.lock"))
     }

@@ -68,6 +68,7 @@ pub fn run(
     out: Outputs,
     mut log: Option<&mut LogWriter>,
     mut ticker: Option<&mut dyn Ticker>,
+    mut attach: Option<&mut crate::attach::AttachServer>,
 ) -> Result<i32> {
     let sfd = signal_fd()?;
     let mut buf = vec![0u8; 64 * 1024];
@@ -96,6 +97,10 @@ pub fn run(
         for (f, _) in &streams {
             fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
         }
+        let attach_fds = attach.as_deref().map(|a| a.fds()).unwrap_or_default();
+        for f in &attach_fds {
+            fds.push(PollFd::new(*f, PollFlags::POLLIN));
+        }
         let timeout = match (exit.is_some(), ticker.as_ref().and_then(|t| t.next())) {
             (true, _) => PollTimeout::from(50u16),
             (false, Some(at)) => {
@@ -111,6 +116,10 @@ pub fn run(
         }
         let revents: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
         drop(fds);
+        drop(attach_fds);
+        if let Some(a) = attach.as_deref_mut() {
+            a.ready(&revents[1 + streams.len()..]);
+        }
         if revents[0] {
             while let Ok(Some(si)) = sfd.read_signal() {
                 let sig = si.ssi_signo as i32;
@@ -135,6 +144,9 @@ pub fn run(
                 Ok(n) => {
                     if let Some(l) = log.as_deref_mut() {
                         l.write(*stream, &buf[..n]);
+                    }
+                    if let Some(a) = attach.as_deref_mut() {
+                        a.output(*stream, &buf[..n]);
                     }
                     if out.echo {
                         let fd = if *stream == Stream::Stdout { 1 } else { 2 };

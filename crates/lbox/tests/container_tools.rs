@@ -180,3 +180,48 @@ fn shell_completion_scripts() {
     assert_eq!(o.status.code(), Some(125));
     e.assert_clean();
 }
+
+#[test]
+fn attach_to_a_detached_container_with_stdin() {
+    use std::io::Write;
+    let e = Engine::new();
+    e.ok(&[
+        "run",
+        "-d",
+        "-i",
+        "--name",
+        "att",
+        "busybox",
+        "sh",
+        "-c",
+        "while read l; do echo got:$l; echo err:$l >&2; done; echo done; exit 3",
+    ]);
+    let mut c = e
+        .cmd(&["attach", "att"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("attach");
+    {
+        let mut i = c.stdin.take().expect("stdin");
+        i.write_all(b"one\ntwo\n").expect("write");
+    }
+    let o = c.wait_with_output().expect("wait");
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "attach exits with the container's code: {}",
+        stderr(&o)
+    );
+    assert_eq!(stdout(&o), "got:one\ngot:two\ndone\n");
+    assert_eq!(stderr(&o), "err:one\nerr:two\n");
+    assert!(
+        e.ok(&["logs", "att"]).contains("got:two"),
+        "attached output is logged too"
+    );
+    let err = e.fails(&["attach", "att"], 125);
+    assert!(err.contains("stopped") && err.contains("lbox start"), "{err}");
+    e.ok(&["rm", "att"]);
+    e.assert_clean();
+}

@@ -1,6 +1,7 @@
 //! The engine's command line (`lbox …`). Every command opens what it needs, does the work, and
 //! exits: there is no daemon. Errors print as one line, `lbox: …`, and exit 125 as Docker's do.
 
+mod attach;
 mod containers;
 mod cp;
 mod exec;
@@ -79,6 +80,8 @@ pub enum Command {
     Rename(containers::RenameArgs),
     /// Run a command in a running container.
     Exec(exec::ExecArgs),
+    /// Attach to a detached container's input and output.
+    Attach(attach::AttachArgs),
     /// Show the processes of a container.
     Top(exec::TopArgs),
     /// Show containers' resource usage.
@@ -160,6 +163,7 @@ pub enum ContainerCommand {
     Unpause(containers::NamesArgs),
     Rename(containers::RenameArgs),
     Exec(exec::ExecArgs),
+    Attach(attach::AttachArgs),
     Top(exec::TopArgs),
     Stats(exec::StatsArgs),
     Cp(cp::CpArgs),
@@ -235,6 +239,7 @@ fn container(root: &std::path::Path, c: ContainerCommand) -> Result<i32> {
         ContainerCommand::Unpause(a) => containers::unpause(root, a),
         ContainerCommand::Rename(a) => containers::rename(root, a),
         ContainerCommand::Exec(a) => exec::exec_cmd(root, a),
+        ContainerCommand::Attach(a) => attach::attach(root, a),
         ContainerCommand::Top(a) => exec::top(root, a),
         ContainerCommand::Stats(a) => exec::stats(root, a),
         ContainerCommand::Cp(a) => cp::cp(root, a),
@@ -259,6 +264,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Unpause(a) => containers::unpause(&root, a),
         Command::Rename(a) => containers::rename(&root, a),
         Command::Exec(a) => exec::exec_cmd(&root, a),
+        Command::Attach(a) => attach::attach(&root, a),
         Command::Top(a) => exec::top(&root, a),
         Command::Stats(a) => exec::stats(&root, a),
         Command::Cp(a) => cp::cp(&root, a),
