@@ -15,6 +15,30 @@ fn state_root(e: &Engine) -> PathBuf {
     e.paths.run.join("external")
 }
 
+/// The last line of a runtime's error output, with Docker's exit code for it.
+fn failure(rt: &Path, what: &str, output: &str) -> Error {
+    let line = output.trim().lines().last().unwrap_or("").to_string();
+    Error::Exec {
+        code: crate::launch::exec_failure_code(&line),
+        msg: format!("{} {what}: {line}", rt.display()),
+    }
+}
+
+fn delete_state(rt: &Path, root: &Path, id: &str, log: &Path) -> Result<()> {
+    run(
+        rt,
+        &[
+            "--root".as_ref(),
+            root.as_os_str(),
+            "delete".as_ref(),
+            "--force".as_ref(),
+            id.as_ref(),
+        ],
+        "delete",
+        log,
+    )
+}
+
 fn run(rt: &Path, args: &[&std::ffi::OsStr], what: &str, log: &Path) -> Result<()> {
     let out = Command::new(rt)
         .args(args)
@@ -29,19 +53,7 @@ fn run(rt: &Path, args: &[&std::ffi::OsStr], what: &str, log: &Path) -> Result<(
     if msg.is_empty() {
         msg = std::fs::read_to_string(log).unwrap_or_default().trim().to_string();
     }
-    let line = msg.lines().last().unwrap_or("").to_string();
-    let lower = line.to_ascii_lowercase();
-    let code = if lower.contains("not found") || lower.contains("no such file") {
-        127
-    } else if lower.contains("permission denied") {
-        126
-    } else {
-        125
-    };
-    Err(Error::Exec {
-        msg: format!("{} {what}: {line}", rt.display()),
-        code,
-    })
+    Err(failure(rt, what, &msg))
 }
 
 pub fn launch(e: &Engine, ct: &Container, rt: &Path, bundle: &Path) -> Result<Launched> {
@@ -51,18 +63,7 @@ pub fn launch(e: &Engine, ct: &Container, rt: &Path, bundle: &Path) -> Result<La
     std::fs::create_dir_all(&root).ctx(|| format!("create {}", root.display()))?;
     let pid_file = bundle.join("external.pid");
     let log = bundle.join("external-runtime.log");
-    let _ = run(
-        rt,
-        &[
-            "--root".as_ref(),
-            root.as_os_str(),
-            "delete".as_ref(),
-            "--force".as_ref(),
-            ct.id.as_ref(),
-        ],
-        "delete",
-        &log,
-    );
+    let _ = delete_state(rt, &root, &ct.id, &log);
     let mut args: Vec<&std::ffi::OsStr> = vec![
         "--root".as_ref(),
         root.as_os_str(),
@@ -94,19 +95,7 @@ pub fn launch(e: &Engine, ct: &Container, rt: &Path, bundle: &Path) -> Result<La
         .ctx(|| format!("run {} create", rt.display()))?;
     if !created.success() {
         let msg = std::fs::read_to_string(&log).unwrap_or_default();
-        let last = msg.lines().last().unwrap_or("").to_string();
-        let lower = last.to_ascii_lowercase();
-        let code = if lower.contains("not found") || lower.contains("no such file") {
-            127
-        } else if lower.contains("permission denied") {
-            126
-        } else {
-            125
-        };
-        return Err(Error::Exec {
-            msg: format!("{} create failed: {last}", rt.display()),
-            code,
-        });
+        return Err(failure(rt, "create", &msg));
     }
     let master = match listener {
         Some(l) => {
@@ -137,16 +126,5 @@ pub fn launch(e: &Engine, ct: &Container, rt: &Path, bundle: &Path) -> Result<La
 pub fn delete(e: &Engine, ct: &Container, rt: &Path) -> Result<()> {
     let root = state_root(e);
     let log = e.paths.container(&ct.id).join("external-runtime.log");
-    run(
-        rt,
-        &[
-            "--root".as_ref(),
-            root.as_os_str(),
-            "delete".as_ref(),
-            "--force".as_ref(),
-            ct.id.as_ref(),
-        ],
-        "delete",
-        &log,
-    )
+    delete_state(rt, &root, &ct.id, &log)
 }

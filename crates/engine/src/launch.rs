@@ -92,16 +92,55 @@ pub fn prepare(e: &Engine, ct: &Container) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// /dev/null, for standard streams the container does not get.
+pub fn dev_null() -> Result<OwnedFd> {
+    rustix::fs::open(
+        "/dev/null",
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ctx(|| "open /dev/null".into())
+}
+
+/// A close-on-exec pipe: (read end, write end).
+pub fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).ctx(|| "pipe".into())
+}
+
+/// Start the container's process with `fds` as its standard streams and record it running,
+/// owned by this process.
+pub fn start_recorded(e: &Engine, ct: &Container, bundle: &Path, fds: [Option<RawFd>; 3]) -> Result<Launched> {
+    let l = with_stdio(fds, || launch(e, ct, bundle))??;
+    crate::db::set_running(
+        e.db(),
+        &ct.id,
+        l.pid,
+        l.pid_start,
+        std::process::id() as i32,
+        crate::time::now_ns(),
+    )?;
+    Ok(l)
+}
+
 /// Docker's exit codes when the program cannot run: 127 not found, 126 not executable.
 pub(crate) fn classify(err: runtime::Error) -> Error {
     let msg = err.to_string();
+    match exec_failure_code(&msg) {
+        125 => Error::Runtime(err),
+        code => Error::Exec { msg, code },
+    }
+}
+
+/// 127 when a runtime's message says the program was not found, 126 when it could not be
+/// executed, else 125.
+pub(crate) fn exec_failure_code(msg: &str) -> i32 {
     let lower = msg.to_ascii_lowercase();
     if lower.contains("not found") || lower.contains("no such file") || lower.contains("enoent") {
-        Error::Exec { msg, code: 127 }
+        127
     } else if lower.contains("permission denied") || lower.contains("eacces") || lower.contains("is a directory") {
-        Error::Exec { msg, code: 126 }
+        126
     } else {
-        Error::Runtime(err)
+        125
     }
 }
 

@@ -104,23 +104,10 @@ pub fn run_attached(e: &Engine, ct: &Container) -> Result<i32> {
 fn attached(e: &Engine, ct: &Container) -> Result<i32> {
     let c = &ct.config;
     let bundle = launch::prepare(e, ct)?;
-    let null = rustix::fs::open(
-        "/dev/null",
-        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .ctx(|| "open /dev/null".into())?;
+    let null = launch::dev_null()?;
     let stdin = if c.open_stdin { None } else { Some(null.as_raw_fd()) };
     if c.tty {
-        let l = launch::with_stdio([stdin, None, None], || launch::launch(e, ct, &bundle))??;
-        db::set_running(
-            e.db(),
-            &ct.id,
-            l.pid,
-            l.pid_start,
-            std::process::id() as i32,
-            crate::time::now_ns(),
-        )?;
+        let l = launch::start_recorded(e, ct, &bundle, [stdin, None, None])?;
         let master = l
             .master
             .ok_or_else(|| Error::Invalid("the container sent no terminal".into()))?;
@@ -128,15 +115,7 @@ fn attached(e: &Engine, ct: &Container) -> Result<i32> {
     }
     if c.auto_remove {
         // Nothing to keep a log for: the container's output goes straight to ours.
-        let l = launch::with_stdio([stdin, None, None], || launch::launch(e, ct, &bundle))??;
-        db::set_running(
-            e.db(),
-            &ct.id,
-            l.pid,
-            l.pid_start,
-            std::process::id() as i32,
-            crate::time::now_ns(),
-        )?;
+        let l = launch::start_recorded(e, ct, &bundle, [stdin, None, None])?;
         return supervise::run(
             l.pid,
             supervise::Outputs {
@@ -150,21 +129,15 @@ fn attached(e: &Engine, ct: &Container) -> Result<i32> {
             None,
         );
     }
-    let pipe = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).ctx(|| "pipe".into());
-    let (out_r, out_w) = pipe()?;
-    let (err_r, err_w) = pipe()?;
-    let l = launch::with_stdio([stdin, Some(out_w.as_raw_fd()), Some(err_w.as_raw_fd())], || {
-        launch::launch(e, ct, &bundle)
-    })??;
-    drop((out_w, err_w));
-    db::set_running(
-        e.db(),
-        &ct.id,
-        l.pid,
-        l.pid_start,
-        std::process::id() as i32,
-        crate::time::now_ns(),
+    let (out_r, out_w) = launch::pipe()?;
+    let (err_r, err_w) = launch::pipe()?;
+    let l = launch::start_recorded(
+        e,
+        ct,
+        &bundle,
+        [stdin, Some(out_w.as_raw_fd()), Some(err_w.as_raw_fd())],
     )?;
+    drop((out_w, err_w));
     let mut log = LogWriter::open(&e.paths.log(&ct.id), c.log_max_size)?;
     supervise::run(
         l.pid,

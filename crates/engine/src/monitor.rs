@@ -156,18 +156,12 @@ fn start_and_supervise(
     status: &mut Option<OwnedFd>,
 ) -> Result<(i32, crate::attach::AttachServer)> {
     let bundle = launch::prepare(e, ct)?;
-    let null = rustix::fs::open(
-        "/dev/null",
-        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .ctx(|| "open /dev/null".into())?;
-    let pipe = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).ctx(|| "pipe".into());
-    let (out_r, out_w) = pipe()?;
-    let (err_r, err_w) = pipe()?;
+    let null = launch::dev_null()?;
+    let (out_r, out_w) = launch::pipe()?;
+    let (err_r, err_w) = launch::pipe()?;
     // With -i the container's stdin stays open: the monitor holds the write end for attach.
     let (in_r, in_w) = if ct.config.open_stdin {
-        let (r, w) = pipe()?;
+        let (r, w) = launch::pipe()?;
         (Some(r), Some(w))
     } else {
         (None, None)

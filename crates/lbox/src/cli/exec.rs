@@ -11,7 +11,6 @@ use serde_json::json;
 
 use super::containers::open;
 use super::output::{self, print_table, table};
-use super::template::Template;
 
 #[derive(Args, Debug)]
 pub struct ExecArgs {
@@ -206,49 +205,32 @@ fn sample(root: &Path, a: &StatsArgs, interval: Duration) -> Result<Vec<serde_js
 }
 
 fn print(rows: &[serde_json::Value], format: Option<&str>) -> Result<()> {
-    match format {
-        Some("json") => {
-            for r in rows {
-                println!("{r}");
-            }
-        }
-        Some(f) if f != "table" => {
-            let t = Template::parse(f)?;
-            if t.table {
-                println!("{}", t.header());
-            }
-            for r in rows {
-                println!("{}", t.render(r));
-            }
-        }
-        _ => {
-            let mut t = table(&[
-                "CONTAINER ID",
-                "NAME",
-                "CPU %",
-                "MEM USAGE / LIMIT",
-                "MEM %",
-                "NET I/O",
-                "BLOCK I/O",
-                "PIDS",
+    super::template::print_rows(format, rows, |rows| {
+        let mut t = table(&[
+            "CONTAINER ID",
+            "NAME",
+            "CPU %",
+            "MEM USAGE / LIMIT",
+            "MEM %",
+            "NET I/O",
+            "BLOCK I/O",
+            "PIDS",
+        ]);
+        for r in rows {
+            let f = |k: &str| r[k].as_str().unwrap_or("").to_string();
+            t.add_row(vec![
+                f("ID"),
+                f("Name"),
+                f("CPUPerc"),
+                f("MemUsage"),
+                f("MemPerc"),
+                f("NetIO"),
+                f("BlockIO"),
+                f("PIDs"),
             ]);
-            for r in rows {
-                let f = |k: &str| r[k].as_str().unwrap_or("").to_string();
-                t.add_row(vec![
-                    f("ID"),
-                    f("Name"),
-                    f("CPUPerc"),
-                    f("MemUsage"),
-                    f("MemPerc"),
-                    f("NetIO"),
-                    f("BlockIO"),
-                    f("PIDs"),
-                ]);
-            }
-            print_table(&mut t);
         }
-    }
-    Ok(())
+        print_table(&mut t);
+    })
 }
 
 pub fn stats(root: &Path, a: StatsArgs) -> Result<i32> {

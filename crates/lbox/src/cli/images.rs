@@ -465,15 +465,7 @@ pub fn inspect(root: &Path, a: InspectArgs) -> Result<i32> {
             }
         }
     }
-    match &a.format {
-        Some(f) => {
-            let t = super::template::Template::parse(f)?;
-            for v in &out {
-                println!("{}", t.render(v));
-            }
-        }
-        None => println!("{}", serde_json::to_string_pretty(&out)?),
-    }
+    super::template::print_inspect(a.format.as_deref(), &out)?;
     Ok(if failed { 1 } else { 0 })
 }
 

@@ -9,7 +9,6 @@ use engine::{Container, Engine, State};
 use serde_json::{json, Value};
 
 use super::containers::open;
-use super::template::Template;
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
@@ -156,14 +155,6 @@ pub fn inspect(root: &Path, a: InspectArgs) -> Result<i32> {
             }
         }
     }
-    match &a.format {
-        Some(f) => {
-            let t = Template::parse(f)?;
-            for v in &out {
-                println!("{}", t.render(v));
-            }
-        }
-        None => println!("{}", serde_json::to_string_pretty(&out)?),
-    }
+    super::template::print_inspect(a.format.as_deref(), &out)?;
     Ok(code)
 }

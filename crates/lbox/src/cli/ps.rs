@@ -9,7 +9,6 @@ use serde_json::{json, Value};
 
 use super::containers::open;
 use super::output::{self, print_table, table};
-use super::template::Template;
 
 #[derive(Args, Debug)]
 pub struct PsArgs {
@@ -201,45 +200,29 @@ pub fn ps(root: &Path, a: PsArgs) -> Result<i32> {
         return Ok(0);
     }
     let trunc = !a.no_trunc;
-    match a.format.as_deref() {
-        Some("json") => {
-            for c in &kept {
-                println!("{}", row(c, trunc));
-            }
-        }
-        Some(f) if f != "table" => {
-            let t = Template::parse(f)?;
-            if t.table {
-                println!("{}", t.header());
-            }
-            for c in &kept {
-                println!("{}", t.render(&row(c, trunc)));
-            }
-        }
-        _ => {
-            let mut t = table(&[
-                "CONTAINER ID",
-                "IMAGE",
-                "COMMAND",
-                "CREATED",
-                "STATUS",
-                "PORTS",
-                "NAMES",
+    let rows: Vec<Value> = kept.iter().map(|c| row(c, trunc)).collect();
+    super::template::print_rows(a.format.as_deref(), &rows, |rows| {
+        let mut t = table(&[
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES",
+        ]);
+        for (c, r) in kept.iter().zip(rows) {
+            t.add_row(vec![
+                r["ID"].as_str().unwrap_or("").to_string(),
+                c.config.image.clone(),
+                command_text(c, trunc),
+                output::ago(secs(c.created)),
+                status_text(c),
+                String::new(),
+                c.name.clone(),
             ]);
-            for c in &kept {
-                let r = row(c, trunc);
-                t.add_row(vec![
-                    r["ID"].as_str().unwrap_or("").to_string(),
-                    c.config.image.clone(),
-                    command_text(c, trunc),
-                    output::ago(secs(c.created)),
-                    status_text(c),
-                    String::new(),
-                    c.name.clone(),
-                ]);
-            }
-            print_table(&mut t);
         }
-    }
+        print_table(&mut t);
+    })?;
     Ok(0)
 }

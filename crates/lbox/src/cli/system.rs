@@ -10,7 +10,6 @@ use serde_json::json;
 
 use super::containers::open;
 use super::output::{self, print_table, table};
-use super::template::Template;
 
 #[derive(Subcommand, Debug)]
 pub enum SystemCommand {
@@ -280,29 +279,14 @@ pub fn volume(root: &Path, c: VolumeCommand) -> Result<i32> {
                 }
                 return Ok(0);
             }
-            match a.format.as_deref() {
-                Some("json") => {
-                    for v in &vols {
-                        println!("{}", volume_json(&e, v));
-                    }
+            let rows: Vec<serde_json::Value> = vols.iter().map(|v| volume_json(&e, v)).collect();
+            super::template::print_rows(a.format.as_deref(), &rows, |rows| {
+                let mut t = table(&["DRIVER", "VOLUME NAME"]);
+                for r in rows {
+                    t.add_row(vec!["local".to_string(), r["Name"].as_str().unwrap_or("").to_string()]);
                 }
-                Some(f) if f != "table" => {
-                    let t = Template::parse(f)?;
-                    if t.table {
-                        println!("{}", t.header());
-                    }
-                    for v in &vols {
-                        println!("{}", t.render(&volume_json(&e, v)));
-                    }
-                }
-                _ => {
-                    let mut t = table(&["DRIVER", "VOLUME NAME"]);
-                    for v in &vols {
-                        t.add_row(vec!["local".to_string(), v.name.clone()]);
-                    }
-                    print_table(&mut t);
-                }
-            }
+                print_table(&mut t);
+            })?;
             Ok(0)
         }
         VolumeCommand::Inspect(a) => {
@@ -317,15 +301,7 @@ pub fn volume(root: &Path, c: VolumeCommand) -> Result<i32> {
                     }
                 }
             }
-            match &a.format {
-                Some(f) => {
-                    let t = Template::parse(f)?;
-                    for v in &out {
-                        println!("{}", t.render(v));
-                    }
-                }
-                None => println!("{}", serde_json::to_string_pretty(&out)?),
-            }
+            super::template::print_inspect(a.format.as_deref(), &out)?;
             Ok(code)
         }
         VolumeCommand::Rm(a) => {

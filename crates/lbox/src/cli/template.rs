@@ -98,6 +98,43 @@ fn header_name(field: &str) -> String {
     }
 }
 
+/// `inspect` output: each object through the --format template, or all of them as a JSON array.
+pub fn print_inspect(format: Option<&str>, values: &[Value]) -> Result<()> {
+    match format {
+        Some(f) => {
+            let t = Template::parse(f)?;
+            for v in values {
+                println!("{}", t.render(v));
+            }
+        }
+        None => println!("{}", serde_json::to_string_pretty(values)?),
+    }
+    Ok(())
+}
+
+/// List output (ps, volume ls, stats): one JSON object per line with `json`, a template, or the
+/// command's own table (`None` and "table").
+pub fn print_rows(format: Option<&str>, rows: &[Value], table: impl FnOnce(&[Value])) -> Result<()> {
+    match format {
+        Some("json") => {
+            for r in rows {
+                println!("{r}");
+            }
+        }
+        Some(f) if f != "table" => {
+            let t = Template::parse(f)?;
+            if t.table {
+                println!("{}", t.header());
+            }
+            for r in rows {
+                println!("{}", t.render(r));
+            }
+        }
+        _ => table(rows),
+    }
+    Ok(())
+}
+
 /// Go's default formatting of a value: strings bare, maps as map[k:v], lists as [a b].
 fn plain(v: &Value) -> String {
     match v {
