@@ -11,7 +11,7 @@ LBOX=${LBOX:-target/release/lbox}
 [ -x "$LBOX" ] || cargo build --release -q
 LBOX=$(realpath "$LBOX")
 work=$(mktemp -d /tmp/lbox-runbench.XXXXXX)
-export LBOX_ROOT=$work/lbox LBOX_RUN=$work/lbox-run
+export LBOX_ROOT=$work/lbox LBOX_RUN=$work/lbox-run LBOX_CGROUP_PARENT=lbox-bench-$$
 podman_() {
   CONTAINERS_CONF=$work/containers.conf podman --root "$work/podman" --runroot "$work/podman-run" "$@"
 }
@@ -20,7 +20,7 @@ cleanup() {
   podman_ rm -af >/dev/null 2>&1 || true
   umount -R "$work/podman/overlay" 2>/dev/null || true
   umount "$work/podman-run"/* 2>/dev/null || true
-  find /sys/fs/cgroup -maxdepth 8 -depth -type d \( -path "*/lbox/*" -o -name lbox \) -empty -newer "$work/containers.conf" -exec rmdir {} + 2>/dev/null || true
+  find /sys/fs/cgroup -maxdepth 8 -depth -type d -name "$LBOX_CGROUP_PARENT" -exec rmdir {} + 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT

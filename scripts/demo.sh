@@ -47,7 +47,7 @@ rt state demo | grep -E '"(id|status)"'
 rt delete --force demo
 
 echo "== images: import a rootfs tarball, push it to a local registry, pull it back, run it"
-lb() { target/release/lbox --root "$work/lbox" "$@"; }
+lb() { LBOX_CGROUP_PARENT=lbox-demo target/release/lbox --root "$work/lbox" "$@"; }
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 printf 'version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: 127.0.0.1:%s}\n' \
   "$work/registry" "$port" >"$work/registry.yml"

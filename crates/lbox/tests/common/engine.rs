@@ -9,6 +9,8 @@ use std::process::{Command, Output, Stdio};
 pub struct Engine {
     pub tmp: tempfile::TempDir,
     pub ids: std::cell::RefCell<BTreeSet<String>>,
+    /// This test's cgroup parent (LBOX_CGROUP_PARENT), removed at the end.
+    pub cgroup_parent: String,
 }
 
 pub fn busybox_rootfs(dir: &Path) {
@@ -43,9 +45,17 @@ impl Engine {
     /// A fresh engine with `busybox:latest` (CMD sh) imported.
     pub fn new() -> Engine {
         let tmp = tempfile::Builder::new().prefix("lbox-ct-").tempdir().expect("tempdir");
+        let cgroup_parent = format!(
+            "lbox-test-{}",
+            tmp.path()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        );
         let e = Engine {
             tmp,
             ids: Default::default(),
+            cgroup_parent,
         };
         let rootfs = e.path("rootfs");
         busybox_rootfs(&rootfs);
@@ -84,6 +94,7 @@ impl Engine {
         c.args(args)
             .env("LBOX_ROOT", self.root())
             .env("LBOX_RUN", self.path("run"))
+            .env("LBOX_CGROUP_PARENT", &self.cgroup_parent)
             .stdin(Stdio::null());
         c
     }
@@ -204,6 +215,11 @@ impl Drop for Engine {
             }
         }
         for dir in self.leftover_cgroups() {
+            let _ = std::fs::remove_dir(dir);
+        }
+        let mut parents = Vec::new();
+        super::find_named(Path::new("/sys/fs/cgroup"), &self.cgroup_parent, 8, &mut parents);
+        for dir in parents {
             let _ = std::fs::remove_dir(dir);
         }
     }
