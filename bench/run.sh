@@ -7,8 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-20}
-LBOX=${LBOX:-target/release/lbox}
-[ -x "$LBOX" ] || cargo build --release -q
+. bench/lib.sh
 LBOX=$(realpath "$LBOX")
 work=$(mktemp -d /tmp/lbox-runbench.XXXXXX)
 export LBOX_ROOT=$work/lbox LBOX_RUN=$work/lbox-run LBOX_CGROUP_PARENT=lbox-bench-$$
@@ -47,13 +46,11 @@ podman_ load -q -i "$work/busybox.tar" >/dev/null
 "$LBOX" run --rm busybox:bench true
 podman_ run --rm --network none busybox:bench true
 
-us() { local s e; s=$(date +%s%N); "$@" >/dev/null; e=$(date +%s%N); echo $(( (e - s) / 1000 )); }
 : >"$work/lbox.txt"; : >"$work/podman.txt"
 for _ in $(seq "$N"); do
   us "$LBOX" run --rm busybox:bench true >>"$work/lbox.txt"
   us podman_ run --rm --network none busybox:bench true >>"$work/podman.txt"
 done
-median() { sort -n "$1" | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.2f", m/1000}'; }
 l=$(median "$work/lbox.txt"); p=$(median "$work/podman.txt")
 echo "run --rm true, runs each: $N (interleaved)"
 echo "lbox median:   ${l} ms"

@@ -8,13 +8,11 @@ N=${N:-30}
 work=$(mktemp -d /tmp/lbox-bench.XXXXXX)
 trap 'rm -rf "$work"; bench_cleanup_cgroups lbox-bench' EXIT
 bench_bundle "$work" lbox-bench
-us() { local s e; s=$(date +%s%N); "$@" >/dev/null; e=$(date +%s%N); echo $(( (e - s) / 1000 )); }
 : >"$work/lbox.txt"; : >"$work/runc.txt"
 for i in $(seq "$N"); do
   us "$LBOX_RUNC" --root "$work/lbox-state" run --bundle "$work/bundle" "b$i" >>"$work/lbox.txt"
   us runc --root "$work/runc-state" run --bundle "$work/bundle" "r$i" >>"$work/runc.txt"
 done
-median() { sort -n "$1" | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.2f", m/1000}'; }
 l=$(median "$work/lbox.txt"); r=$(median "$work/runc.txt")
 echo "runs each:        $N (interleaved)"
 echo "lbox-runc median: ${l} ms"

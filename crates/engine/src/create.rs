@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use image::manifest::ImageConfig;
 
 use crate::config::{ContainerConfig, HealthConfig, MountKind, MountSpec, Resources, RestartPolicy};
-use crate::db::{self, Container, State};
+use crate::db::{self, Container};
 use crate::error::{Context, Error, Result};
 pub use crate::names::check_name;
 use crate::{names, parse, volumes, Engine};
@@ -344,24 +344,7 @@ pub fn create(e: &Engine, name: Option<&str>, mut config: ContainerConfig) -> Re
             id[..12].to_string()
         };
     }
-    let ct = Container {
-        id: id.clone(),
-        name,
-        created: crate::time::now_ns(),
-        config,
-        state: State::Created,
-        pid: 0,
-        pid_start: 0,
-        monitor_pid: 0,
-        exit_code: 0,
-        started: 0,
-        finished: 0,
-        restarts: 0,
-        manual_stop: false,
-        error: String::new(),
-        health: String::new(),
-        health_log: "[]".into(),
-    };
+    let ct = Container::new(id.clone(), name, config);
     let dir = e.paths.container(&id);
     std::fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
     let made = (|| -> Result<Container> {

@@ -115,6 +115,28 @@ pub struct Container {
 }
 
 impl Container {
+    /// A new container, not started yet.
+    pub fn new(id: String, name: String, config: ContainerConfig) -> Container {
+        Container {
+            id,
+            name,
+            created: crate::time::now_ns(),
+            config,
+            state: State::Created,
+            pid: 0,
+            pid_start: 0,
+            monitor_pid: 0,
+            exit_code: 0,
+            started: 0,
+            finished: 0,
+            restarts: 0,
+            manual_stop: false,
+            error: String::new(),
+            health: String::new(),
+            health_log: "[]".into(),
+        }
+    }
+
     pub fn short_id(&self) -> &str {
         &self.id[..12.min(self.id.len())]
     }
@@ -294,24 +316,7 @@ mod tests {
     use super::*;
 
     fn ct(id: &str, name: &str) -> Container {
-        Container {
-            id: id.into(),
-            name: name.into(),
-            created: 1,
-            config: ContainerConfig::default(),
-            state: State::Created,
-            pid: 0,
-            pid_start: 0,
-            monitor_pid: 0,
-            exit_code: 0,
-            started: 0,
-            finished: 0,
-            restarts: 0,
-            manual_stop: false,
-            error: String::new(),
-            health: String::new(),
-            health_log: "[]".into(),
-        }
+        Container::new(id.into(), name.into(), ContainerConfig::default())
     }
 
     #[test]

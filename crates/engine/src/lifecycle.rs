@@ -42,7 +42,6 @@ pub fn refresh(e: &Engine, ct: Container) -> Result<Container> {
         "the container's monitor (pid {}) died; the container was stopped",
         now.monitor_pid
     );
-    let _ = launch::release(e, &now);
     // Its owner would have removed a --rm container: so do we.
     finish(e, &now, 255, &why, true)?;
     db::get(e.db(), &ct.id)?.ok_or(Error::NoSuchContainer(ct.name))
@@ -52,22 +51,20 @@ pub fn refresh(e: &Engine, ct: Container) -> Result<Container> {
 pub fn start_failed(e: &Engine, ct: &Container, err: &Error, auto_remove: bool) -> Result<()> {
     let _ = launch::release(e, ct);
     rootfs::unmount(e, &ct.id)?;
-    db::set_start_failed(e.db(), &ct.id, err.exit_code(), &err.to_string())?;
     if auto_remove && ct.config.auto_remove {
-        remove::purge(e, ct, true)?;
+        return remove::discard(e, ct, true);
     }
-    Ok(())
+    db::set_start_failed(e.db(), &ct.id, err.exit_code(), &err.to_string())
 }
 
 /// The container's process is gone: unmount, record the exit, and remove it with --rm.
 pub fn finish(e: &Engine, ct: &Container, code: i32, error: &str, auto_remove: bool) -> Result<()> {
     let _ = launch::release(e, ct);
     rootfs::unmount(e, &ct.id)?;
-    db::set_exited(e.db(), &ct.id, code, crate::time::now_ns(), error)?;
     if auto_remove && ct.config.auto_remove {
-        remove::purge(e, ct, true)?;
+        return remove::discard(e, ct, true);
     }
-    Ok(())
+    db::set_exited(e.db(), &ct.id, code, crate::time::now_ns(), error)
 }
 
 /// `start` without attaching: hand the container to a new monitor.

@@ -122,6 +122,7 @@ fn monitor(paths: Paths, id: &str, status: &mut Option<OwnedFd>) -> Result<()> {
                 return Ok(());
             }
         };
+        // Free the cgroup and runtime state now: a restart makes them again.
         let _ = launch::release(&e, &ct);
         let now = db::get(e.db(), id)?.ok_or_else(|| Error::NoSuchContainer(id.into()))?;
         if now.config.restart.should_restart(code, now.manual_stop, now.restarts) {

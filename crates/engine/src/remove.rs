@@ -47,6 +47,12 @@ pub fn remove(e: &Engine, ct: &Container, force: bool, with_volumes: bool) -> Re
 pub fn purge(e: &Engine, ct: &Container, with_volumes: bool) -> Result<()> {
     let _ = launch::release(e, ct);
     rootfs::unmount(e, &ct.id)?;
+    discard(e, ct, with_volumes)
+}
+
+/// Delete the directory, row, owner lock (and anonymous volumes) of a container whose runtime
+/// state and mount are already gone.
+pub fn discard(e: &Engine, ct: &Container, with_volumes: bool) -> Result<()> {
     let dir = e.paths.container(&ct.id);
     // Moved aside in one rename, deleted in the background: file deletion is the slowest part
     // of removing a container, and nothing waits for the disk space.

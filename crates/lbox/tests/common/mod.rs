@@ -26,26 +26,10 @@ pub struct Bundle {
 pub fn bundle(name: &str, args: &[&str]) -> Bundle {
     let tmp = tempfile::Builder::new().prefix("lbox-it-").tempdir().expect("tempdir");
     let rootfs = tmp.path().join("bundle/rootfs");
-    for d in ["bin", "etc", "proc", "sys", "dev", "tmp", "root", "home/user"] {
+    engine::busybox_rootfs(&rootfs);
+    for d in ["proc", "sys", "dev"] {
         std::fs::create_dir_all(rootfs.join(d)).expect("mkdir");
     }
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(rootfs.join("tmp"), std::fs::Permissions::from_mode(0o1777)).expect("chmod tmp");
-    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("busybox-static must be installed");
-    let list = Command::new("/bin/busybox")
-        .arg("--list")
-        .output()
-        .expect("busybox --list");
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" {
-            let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet));
-        }
-    }
-    std::fs::write(
-        rootfs.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n",
-    )
-    .expect("passwd");
     let id = format!("{name}-{}", std::process::id());
     let b = Bundle {
         tmp,
