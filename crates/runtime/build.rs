@@ -1,13 +1,19 @@
-//! Builds the exec trampoline (trampoline/trampoline.c) as a small static executable that the
-//! runtime embeds; see that file for why it exists.
+//! Builds the exec trampoline (trampoline/trampoline.c) and the container init
+//! (trampoline/init.c) as small static executables that the runtime embeds; see those files for
+//! why they exist.
 
 use std::path::PathBuf;
 use std::process::Command;
 
 fn main() {
-    let src = "trampoline/trampoline.c";
+    println!("cargo:rerun-if-changed=trampoline/nolibc.h");
+    build("trampoline/trampoline.c", "lbox-trampoline");
+    build("trampoline/init.c", "lbox-init");
+}
+
+fn build(src: &str, name: &str) {
     println!("cargo:rerun-if-changed={src}");
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("lbox-trampoline");
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join(name);
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     let mut cmd = Command::new(&cc);
@@ -24,6 +30,8 @@ fn main() {
             "-nostdlib",
             "-nostartfiles",
             "-fno-builtin",
+            // Keeps the compiler from turning copy loops into calls to a memcpy that is not there.
+            "-fno-tree-loop-distribute-patterns",
             "-Wl,--build-id=none",
         ]);
     }
@@ -32,9 +40,9 @@ fn main() {
         .arg(&out)
         .arg(src)
         .status()
-        .unwrap_or_else(|e| panic!("cannot run the C compiler {cc:?} to build the exec trampoline: {e}"));
+        .unwrap_or_else(|e| panic!("cannot run the C compiler {cc:?} to build {src}: {e}"));
     assert!(
         status.success(),
-        "building the exec trampoline with {cc} failed (is libc6-dev installed?)"
+        "building {src} with {cc} failed (is libc6-dev installed?)"
     );
 }

@@ -181,11 +181,6 @@ pub fn build_config(req: &CreateRequest, image_id: &str, img: &ImageConfig) -> R
             }
         }
     }
-    if req.init {
-        return Err(Error::Invalid(
-            "--init is not available yet in this version of lbox; run the container without it".into(),
-        ));
-    }
     crate::spec::defaults::effective_capabilities(req.privileged, &req.cap_add, &req.cap_drop)
         .map_err(Error::Invalid)?;
     let health = health(req, &ic.other)?;

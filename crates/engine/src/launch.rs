@@ -77,6 +77,11 @@ pub fn prepare(e: &Engine, ct: &Container) -> Result<PathBuf> {
         });
     }
     rootfs::write_etc(&dir, &c.hostname, c.network == "host", &[])?;
+    let init = if c.init {
+        Some(crate::init_program::ensure(&e.paths)?)
+    } else {
+        None
+    };
     let spec = spec::build(&spec::Inputs {
         id: &ct.id,
         config: c,
@@ -84,6 +89,7 @@ pub fn prepare(e: &Engine, ct: &Container) -> Result<PathBuf> {
         etc_dir: &dir,
         mounts: &mounts,
         rootfs: Path::new("rootfs"),
+        init: init.as_deref(),
     })?;
     let text = serde_json::to_vec_pretty(&spec).map_err(|err| Error::Invalid(format!("spec: {err}")))?;
     let tmp = dir.join(".config.json.tmp");

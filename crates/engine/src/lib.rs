@@ -11,6 +11,7 @@ pub mod error;
 pub mod exec;
 mod external;
 mod health;
+mod init_program;
 mod inroot;
 pub mod launch;
 pub mod lifecycle;

@@ -69,6 +69,11 @@ impl Paths {
             .join(format!("{}.sock", &id[..12.min(id.len())]))
     }
 
+    /// The `--init` program that containers bind-mount (see `init_program`).
+    pub fn init_program(&self) -> PathBuf {
+        self.run.join("lbox-init")
+    }
+
     pub fn owner_lock(&self, id: &str) -> PathBuf {
         self.run.join("owners").join(format!("{id}.lock"))
     }

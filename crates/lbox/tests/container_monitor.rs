@@ -195,6 +195,67 @@ fn restart_policies_and_stop_signals() {
     e.assert_clean();
 }
 
+/// Zombie processes in the container, from /proc (state Z), read through `lbox exec`.
+fn zombies(e: &Engine, name: &str) -> usize {
+    let stats = e.ok(&["exec", name, "sh", "-c", "cat /proc/[0-9]*/stat"]);
+    stats.lines().filter(|l| l.contains(") Z ")).count()
+}
+
+#[test]
+fn init_reaps_orphans_and_forwards_signals() {
+    let e = Engine::new();
+    // An orphan whose parent exits is handed to PID 1. Without --init PID 1 is `sleep`, which
+    // never waits: the orphan stays a zombie (this control shows the check can fail).
+    let script = "(sleep 0.1 &); exec sleep 600";
+    e.ok(&["run", "-d", "--name", "bare", "busybox", "sh", "-c", script]);
+    e.ok(&["run", "-d", "--init", "--name", "tini", "busybox", "sh", "-c", script]);
+    e.eventually(10, "the orphan of the bare container to become a zombie", || {
+        zombies(&e, "bare") == 1
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(zombies(&e, "tini"), 0, "--init reaps the orphan");
+    let cmdline = e.ok(&["exec", "tini", "cat", "/proc/1/cmdline"]).replace('\0', " ");
+    assert!(
+        cmdline.starts_with("/dev/init -- sh -c"),
+        "PID 1 is the init: {cmdline}"
+    );
+    // The init forwards the stop signal, which sleep (not PID 1 any more) dies of at once: 143,
+    // well before the 20 s timeout. Without it, PID 1 ignores SIGTERM and is killed: 137.
+    let t = std::time::Instant::now();
+    e.ok(&["stop", "-t", "20", "tini"]);
+    assert!(t.elapsed() < Duration::from_secs(10), "stop took {:?}", t.elapsed());
+    assert_eq!(e.inspect("tini", "{{.State.ExitCode}}"), "143");
+    e.ok(&["stop", "-t", "1", "bare"]);
+    assert_eq!(e.inspect("bare", "{{.State.ExitCode}}"), "137");
+    // Exit codes pass through; a program that is not there is 127, as Docker's init gives.
+    let o = e.lbox(&["run", "--rm", "--init", "busybox", "sh", "-c", "echo hi; exit 4"]);
+    assert_eq!(
+        (o.status.code(), stdout(&o).as_str()),
+        (Some(4), "hi\n"),
+        "{}",
+        stderr(&o)
+    );
+    let o = e.lbox(&["run", "--rm", "--init", "busybox", "no-such-program"]);
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no-such-program: No such file"), "{}", stderr(&o));
+    // The same init under an external runtime.
+    let o = e.lbox(&[
+        "run",
+        "--rm",
+        "--init",
+        "--runtime",
+        "runc",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /proc/1/cmdline; exit 6",
+    ]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("/dev/init\0--"), "{}", stdout(&o));
+    e.ok(&["rm", "bare", "tini"]);
+    e.assert_clean();
+}
+
 #[test]
 fn health_checks_report_starting_unhealthy_healthy() {
     let e = Engine::new();

@@ -36,3 +36,9 @@ pub fn exec(tramp: &impl AsFd, program: &CString, argv: &[CString], envp: &[CStr
         Err(e) => Error::Init(format!("exec {}: {e}", program.to_string_lossy())),
     }
 }
+
+/// The container init for `--init` (see trampoline/init.c): a static program that runs the
+/// user's command as its child, forwards signals to it, and reaps orphans.
+pub fn init_program() -> &'static [u8] {
+    include_bytes!(concat!(env!("OUT_DIR"), "/lbox-init"))
+}

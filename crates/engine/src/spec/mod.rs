@@ -32,6 +32,8 @@ pub struct Inputs<'a> {
     pub mounts: &'a [HostMount],
     /// Bundle-relative or absolute root filesystem path.
     pub rootfs: &'a Path,
+    /// The host's init program, for `--init` containers.
+    pub init: Option<&'a Path>,
 }
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -69,11 +71,14 @@ pub fn build(i: &Inputs) -> Result<Value> {
     } else {
         Vec::new()
     };
-    let argv = c.argv();
+    let mut argv = c.argv();
     if argv.is_empty() {
         return Err(Error::Invalid(
             "no command specified: the image has no Cmd or Entrypoint; give one after the image name".into(),
         ));
+    }
+    if i.init.is_some() {
+        argv.splice(0..0, [crate::init_program::TARGET.to_string(), "--".into()]);
     }
     let mut process = json!({
         "terminal": c.tty,
@@ -88,6 +93,12 @@ pub fn build(i: &Inputs) -> Result<Value> {
         process["user"]["additionalGids"] = json!(i.user.additional_gids);
     }
     let mut mounts = kernel_mounts(c.privileged);
+    if let Some(init) = i.init {
+        mounts.push(json!({
+            "destination": crate::init_program::TARGET, "type": "bind",
+            "source": init, "options": ["bind", "ro", "nosuid", "nodev", "rprivate"],
+        }));
+    }
     for (name, file) in [
         ("hosts", "/etc/hosts"),
         ("hostname", "/etc/hostname"),
@@ -205,7 +216,30 @@ mod tests {
             etc_dir: Path::new("/c"),
             mounts: &[],
             rootfs: Path::new("rootfs"),
+            init: None,
         }
+    }
+
+    #[test]
+    fn init_runs_the_command_under_a_read_only_bind_of_the_init() {
+        let u = user::User {
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![],
+            home: "/".into(),
+        };
+        let c = cfg();
+        let mut i = inputs(&c, &u);
+        i.init = Some(Path::new("/run/lbox/lbox-init"));
+        let s = build(&i).expect("spec");
+        assert_eq!(s["process"]["args"], json!(["/dev/init", "--", "sh"]));
+        let m = s["mounts"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["destination"] == "/dev/init"))
+            .expect("an init mount");
+        assert_eq!(m["source"], "/run/lbox/lbox-init");
+        assert!(m["options"].as_array().is_some_and(|o| o.contains(&json!("ro"))));
+        assert_eq!(build(&inputs(&c, &u)).expect("spec")["process"]["args"], json!(["sh"]));
     }
 
     #[test]
