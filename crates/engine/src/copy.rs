@@ -37,7 +37,7 @@ fn open_root(e: &Engine, ct: &Container) -> Result<Root> {
         .unwrap_or_default()
         .lines()
         .any(|l| l.split_whitespace().nth(4) == Some(&*merged.to_string_lossy()));
-    rootfs::mount(e, &ct.id, &ct.config.image_id)?;
+    rootfs::mount(e, &ct.id, &ct.config.image_id, ct.config.auto_remove)?;
     let fd = crate::inroot::open_root(&merged)?;
     Ok(Root {
         fd,

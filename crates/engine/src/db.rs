@@ -2,7 +2,6 @@
 //! Many `lbox` processes and monitors use it at once; every multi-step change is one transaction.
 
 use std::path::Path;
-use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -36,21 +35,14 @@ CREATE TABLE IF NOT EXISTS volumes(
 );
 ";
 
+/// Bump when SCHEMA changes (it is applied only to files below this version).
+const SCHEMA_VERSION: i64 = 1;
+
 pub fn open(path: &Path) -> Result<Connection> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
     }
-    let c = Connection::open(path)?;
-    c.busy_timeout(Duration::from_secs(30))?;
-    // WAL lets readers run while a monitor writes; NORMAL sync is durable at checkpoints, which
-    // is what a crash-recoverable state file needs (rows are reconciled with the kernel anyway).
-    c.pragma_update(None, "journal_mode", "WAL")?;
-    c.pragma_update(None, "synchronous", "NORMAL")?;
-    // Short-lived processes: no checkpoint (fsync) and WAL deletion at every exit; the WAL is
-    // checkpointed when it grows (see the image store's open).
-    c.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
-    c.execute_batch(SCHEMA)?;
-    Ok(c)
+    Ok(image::sqlite::open(path, SCHEMA, SCHEMA_VERSION)?)
 }
 
 /// Docker's container states.

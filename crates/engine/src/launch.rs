@@ -23,7 +23,7 @@ pub struct Launched {
 pub fn prepare(e: &Engine, ct: &Container) -> Result<PathBuf> {
     let c = &ct.config;
     let dir = e.paths.container(&ct.id);
-    rootfs::mount(e, &ct.id, &c.image_id)?;
+    rootfs::mount(e, &ct.id, &c.image_id, c.auto_remove)?;
     let root = inroot::open_root(&e.paths.rootfs(&ct.id))?;
     let user = spec::user::resolve(&root, &c.user)?;
     if !c.workdir.is_empty() {

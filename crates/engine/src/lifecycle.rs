@@ -50,20 +50,20 @@ pub fn refresh(e: &Engine, ct: Container) -> Result<Container> {
 /// The container could not be started: undo the start, record why, remove it with --rm.
 pub fn start_failed(e: &Engine, ct: &Container, err: &Error, auto_remove: bool) -> Result<()> {
     let _ = launch::release(e, ct);
-    rootfs::unmount(e, &ct.id)?;
     if auto_remove && ct.config.auto_remove {
         return remove::discard(e, ct, true);
     }
+    rootfs::unmount(e, &ct.id)?;
     db::set_start_failed(e.db(), &ct.id, err.exit_code(), &err.to_string())
 }
 
 /// The container's process is gone: unmount, record the exit, and remove it with --rm.
 pub fn finish(e: &Engine, ct: &Container, code: i32, error: &str, auto_remove: bool) -> Result<()> {
     let _ = launch::release(e, ct);
-    rootfs::unmount(e, &ct.id)?;
     if auto_remove && ct.config.auto_remove {
         return remove::discard(e, ct, true);
     }
+    rootfs::unmount(e, &ct.id)?;
     db::set_exited(e.db(), &ct.id, code, crate::time::now_ns(), error)
 }
 

@@ -18,7 +18,9 @@ fn is_mountpoint(p: &Path) -> bool {
 }
 
 /// Mount the image at containers/<id>/rootfs unless it already is (a restart keeps the mount).
-pub fn mount(e: &Engine, id: &str, image_id: &str) -> Result<()> {
+/// Mount the container's root filesystem. `throwaway` (a `--rm` container) makes the upper layer
+/// volatile: nothing in it outlives the container, so its unmount need not wait for the disk.
+pub fn mount(e: &Engine, id: &str, image_id: &str, throwaway: bool) -> Result<()> {
     let dir = e.paths.container(id);
     let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("rootfs"));
     if is_mountpoint(&merged) {
@@ -30,7 +32,12 @@ pub fn mount(e: &Engine, id: &str, image_id: &str) -> Result<()> {
     let store = e.images()?;
     let digest: image::Digest = image_id.parse()?;
     let init = init_layer(e)?;
-    store.mount_with_top(&digest, Some(&init), &merged, Some((&upper, &work)))?;
+    let upper = image::overlay::Upper {
+        dir: &upper,
+        work: &work,
+        volatile: throwaway,
+    };
+    store.mount_with_top(&digest, Some(&init), &merged, Some(upper))?;
     Ok(())
 }
 
@@ -67,11 +74,14 @@ fn init_layer(e: &Engine) -> Result<std::path::PathBuf> {
 
 /// Unmount the root filesystem; nothing to do when it is not mounted.
 pub fn unmount(e: &Engine, id: &str) -> Result<()> {
-    let merged = e.paths.rootfs(id);
+    unmount_at(&e.paths.rootfs(id))
+}
+
+pub fn unmount_at(merged: &Path) -> Result<()> {
     // A lazy unmount never fails on a busy mount (an exec'd process still leaving); the
     // container's mount namespace is gone by then anyway. EINVAL: nothing (more) mounted there.
     loop {
-        match rustix::mount::unmount(&merged, rustix::mount::UnmountFlags::DETACH) {
+        match rustix::mount::unmount(merged, rustix::mount::UnmountFlags::DETACH) {
             Ok(()) => {}
             Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOENT) => return Ok(()),
             Err(err) => return Err(err).ctx(|| format!("unmount {}", merged.display())),

@@ -12,6 +12,7 @@ pub mod manifest;
 pub mod overlay;
 pub mod reference;
 pub mod registry;
+pub mod sqlite;
 pub mod store;
 pub mod unpack;
 

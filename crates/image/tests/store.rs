@@ -166,7 +166,17 @@ fn layers_unpack_faithfully_and_stack_in_an_overlay() {
     for d in [&target, &up, &work] {
         std::fs::create_dir_all(d).expect("mkdir");
     }
-    store.mount(&config, &target, Some((&up, &work))).expect("mount");
+    store
+        .mount(
+            &config,
+            &target,
+            Some(image::overlay::Upper {
+                dir: &up,
+                work: &work,
+                volatile: false,
+            }),
+        )
+        .expect("mount");
     let seen = |p: &str| std::fs::read_to_string(target.join(p)).ok();
     let result = (
         seen("etc/hostname"),

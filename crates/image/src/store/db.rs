@@ -39,17 +39,11 @@ CREATE INDEX IF NOT EXISTS image_layers_chain ON image_layers(chain_id);
 CREATE INDEX IF NOT EXISTS tags_image ON tags(image_id);
 ";
 
+/// Bump when SCHEMA changes (it is applied only to files below this version).
+const SCHEMA_VERSION: i64 = 1;
+
 pub fn open(path: &Path) -> Result<Connection> {
-    let db = Connection::open(path)?;
-    db.busy_timeout(std::time::Duration::from_secs(30))?;
-    db.pragma_update(None, "journal_mode", "WAL")?;
-    db.pragma_update(None, "synchronous", "NORMAL")?;
-    // Every lbox command is a short-lived process, usually the database's only user: without
-    // this, each exit would checkpoint (with fsync) and delete the WAL, and the next command
-    // recreate it. The WAL is checkpointed when it grows instead.
-    db.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
-    db.execute_batch(SCHEMA)?;
-    Ok(db)
+    Ok(crate::sqlite::open(path, SCHEMA, SCHEMA_VERSION)?)
 }
 
 #[derive(Debug, Clone)]

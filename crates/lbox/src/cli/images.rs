@@ -574,7 +574,15 @@ pub fn mount(root: &Path, a: MountArgs) -> Result<i32> {
     for d in [&upper, &work, &merged] {
         std::fs::create_dir_all(d).with_context(|| format!("create {}", d.display()))?;
     }
-    if let Err(e) = store.mount(&img.id, &merged, Some((&upper, &work))) {
+    if let Err(e) = store.mount(
+        &img.id,
+        &merged,
+        Some(image::overlay::Upper {
+            dir: &upper,
+            work: &work,
+            volatile: false,
+        }),
+    ) {
         let _ = std::fs::remove_dir_all(&dir);
         return Err(e.into());
     }

@@ -12,6 +12,7 @@ use super::containers::open;
 use super::output::{self, print_table, table};
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum SystemCommand {
     /// Remove stopped containers, unused images and what interrupted commands left behind.
     Prune(SystemPruneArgs),
@@ -35,6 +36,7 @@ pub struct SystemPruneArgs {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum VolumeCommand {
     /// Create a volume.
     Create(VolumeCreateArgs),

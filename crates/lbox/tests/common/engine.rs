@@ -178,6 +178,11 @@ impl Engine {
     }
 
     pub fn assert_clean(&self) {
+        // A removed container's rootfs is unmounted by a background process: give it a moment.
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while super::mounts_under(&self.root()) > 0 && std::time::Instant::now() < end {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         assert_eq!(
             super::mounts_under(&self.root()),
             0,
