@@ -141,7 +141,8 @@ pub fn compile_cached(s: &LinuxSeccomp, cache: Option<&std::path::Path>) -> Resu
         return compile(s);
     };
     let mut key_src = json;
-    key_src.extend_from_slice(format!("|{:?}|{}", ScmpArch::native(), env!("CARGO_PKG_VERSION")).as_bytes());
+    // Also names how `compile` builds programs ("tree"): a change there must miss the cache.
+    key_src.extend_from_slice(format!("|{:?}|{}|tree", ScmpArch::native(), env!("CARGO_PKG_VERSION")).as_bytes());
     let key: String = ring::digest::digest(&ring::digest::SHA256, &key_src)
         .as_ref()
         .iter()
@@ -196,6 +197,10 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
     // Syscalls named for another arch are not errors: profiles list them for every arch at once.
     ctx.set_filter_attr(ScmpFilterAttr::CtlNnp, 0)
         .map_err(e("clear nnp attr".into()))?;
+    // A binary tree of syscall numbers instead of a linear chain: fewer instructions run per
+    // syscall, and the kernel's per-syscall action cache, which emulates the filter once for
+    // every syscall number at load, takes ~0.3 ms instead of 2-4 ms for Docker's profile.
+    ctx.set_ctl_optimize(2).map_err(e("optimize filter".into()))?;
     for a in s.architectures().iter().flatten() {
         if let Some(arch) = arch(*a) {
             if arch != ScmpArch::native() {
