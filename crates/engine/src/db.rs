@@ -36,13 +36,15 @@ CREATE TABLE IF NOT EXISTS volumes(
 ";
 
 /// Bump when SCHEMA changes (it is applied only to files below this version).
-const SCHEMA_VERSION: i64 = 1;
+/// 2: the network crate's tables (networks, leases).
+const SCHEMA_VERSION: i64 = 2;
 
 pub fn open(path: &Path) -> Result<Connection> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
     }
-    Ok(image::sqlite::open(path, SCHEMA, SCHEMA_VERSION)?)
+    let schema = format!("{SCHEMA}{}", network::ipam::SCHEMA);
+    Ok(image::sqlite::open(path, &schema, SCHEMA_VERSION)?)
 }
 
 /// Docker's container states.

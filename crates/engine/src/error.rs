@@ -26,6 +26,8 @@ pub enum Error {
     Image(#[from] image::Error),
     #[error(transparent)]
     Runtime(#[from] runtime::Error),
+    #[error(transparent)]
+    Network(#[from] network::Error),
     #[error("state database: {0}")]
     Db(#[from] rusqlite::Error),
     #[error("{what}: {source}")]

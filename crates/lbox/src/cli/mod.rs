@@ -9,6 +9,7 @@ mod images;
 mod inspect;
 mod login;
 mod logs;
+mod network;
 mod output;
 mod progress;
 mod ps;
@@ -102,6 +103,9 @@ pub enum Command {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(system::VolumeCommand),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
     /// Manage LockBox (prune, df, info).
     #[command(subcommand)]
     System(system::SystemCommand),
@@ -285,6 +289,7 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Command::Container(c) => container(&root, c),
         Command::Volume(c) => system::volume(&root, c),
+        Command::Network(c) => network::main(&root, c),
         Command::System(c) => system::system(&root, c),
         Command::Info => system::system(&root, system::SystemCommand::Info),
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => images::pull(&root, a),

@@ -1,6 +1,6 @@
 //! The small part of Go's text/template that Docker users pass to --format: `{{.Field}}`,
-//! `{{.A.B}}`, `{{json .X}}`, `{{.}}`, and `table` for a header row. Fields are looked up in
-//! the object's JSON form.
+//! `{{.A.B}}`, `{{json .X}}`, `{{index .Map "key"}}` (keys with dots, list positions), `{{.}}`,
+//! and `table` for a header row. Fields are looked up in the object's JSON form.
 
 use anyhow::{bail, Result};
 use serde_json::Value;
@@ -38,14 +38,19 @@ impl Template {
                 Some(e) => (true, e.trim()),
                 None => (false, inner),
             };
+            let (expr, keys) = match expr.strip_prefix("index ") {
+                Some(e) => index_args(&src, e.trim())?,
+                None => (expr, Vec::new()),
+            };
             if !expr.starts_with('.') {
                 bail!("invalid --format {src:?}: {inner:?} is not a field (write {{{{.Name}}}})");
             }
-            let path = expr[1..]
+            let mut path: Vec<String> = expr[1..]
                 .split('.')
                 .filter(|s| !s.is_empty())
                 .map(String::from)
                 .collect();
+            path.extend(keys);
             parts.push(Part::Field { path, json });
             rest = &rest[open + close + 2..];
         }
@@ -63,7 +68,11 @@ impl Template {
                 Part::Field { path, json } => {
                     let mut cur = v;
                     for k in path {
-                        cur = cur.get(k).unwrap_or(&Value::Null);
+                        cur = match (cur, k.parse::<usize>()) {
+                            (Value::Array(a), Ok(i)) => a.get(i),
+                            _ => cur.get(k),
+                        }
+                        .unwrap_or(&Value::Null);
                     }
                     if *json {
                         out.push_str(&cur.to_string());
@@ -87,6 +96,36 @@ impl Template {
         }
         out
     }
+}
+
+/// `.Field "key" 2 …` of an `index` call: the field, then its keys in order.
+fn index_args<'a>(src: &str, args: &'a str) -> Result<(&'a str, Vec<String>)> {
+    let (field, mut rest) = args.split_once(char::is_whitespace).unwrap_or((args, ""));
+    let mut keys = Vec::new();
+    loop {
+        rest = rest.trim_start();
+        if rest.is_empty() {
+            break;
+        }
+        if let Some(q) = rest.strip_prefix('"') {
+            let Some(end) = q.find('"') else {
+                bail!("invalid --format {src:?}: unclosed string in index");
+            };
+            keys.push(q[..end].to_string());
+            rest = &q[end + 1..];
+        } else {
+            let (tok, r) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            if tok.parse::<usize>().is_err() {
+                bail!("invalid --format {src:?}: index takes quoted keys or numbers, not {tok:?}");
+            }
+            keys.push(tok.to_string());
+            rest = r;
+        }
+    }
+    if keys.is_empty() {
+        bail!("invalid --format {src:?}: index needs a key, as in {{{{index .Labels \"key\"}}}}");
+    }
+    Ok((field, keys))
 }
 
 fn header_name(field: &str) -> String {
@@ -160,6 +199,11 @@ mod tests {
     fn fields_paths_and_json() {
         let v = serde_json::json!({"Name": "web", "State": {"Status": "running", "Pid": 7}, "L": ["a", "b"]});
         let t = Template::parse("{{.Name}} {{.State.Status}} {{.State.Pid}} {{json .L}} {{.Nope}}").expect("parse");
+        let i = Template::parse(r#"{{index .M "a.b"}} {{index .L 1}} {{json index .M "a.b"}}"#).expect("parse");
+        let m = serde_json::json!({"M": {"a.b": "x"}, "L": ["a", "b"]});
+        assert_eq!(i.render(&m), r#"x b "x""#);
+        assert!(Template::parse(r#"{{index .M}}"#).is_err());
+        assert!(Template::parse(r#"{{index .M "a}}"#).is_err());
         assert_eq!(t.render(&v), "web running 7 [\"a\",\"b\"] <no value>");
         let t = Template::parse("table {{.ID}}\\t{{.Names}}").expect("table");
         assert!(t.table);

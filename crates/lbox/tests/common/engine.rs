@@ -204,6 +204,8 @@ impl Drop for Engine {
         for id in ids.lines() {
             let _ = self.cmd(&["rm", "-f", "-v", id]).output();
         }
+        // Networks own bridges in the host's namespace: never leave them.
+        let _ = self.cmd(&["network", "prune", "-f"]).output();
         // A failed test may leave mounts: never delete through them.
         for _ in 0..3 {
             if super::mounts_under(&self.root()) == 0 {

@@ -1,0 +1,213 @@
+//! Links through netlink (rtnetlink): the bridge of a network, and a veth pair whose one end
+//! joins the bridge and whose other end becomes the container's `eth0`, with its address and
+//! default route, inside the container's network namespace.
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use futures_util::stream::TryStreamExt;
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+use crate::error::{Error, Result};
+
+const EEXIST: i32 = 17;
+const ENODEV: i32 = 19;
+
+/// A netlink connection in the network namespace of the thread that opened it.
+pub struct Netlink {
+    rt: tokio::runtime::Runtime,
+    handle: Handle,
+}
+
+fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => m.code.map(|c| -c.get()),
+        _ => None,
+    }
+}
+
+fn nl(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> Error {
+    let what = what.into();
+    move |e| Error::Netlink {
+        what,
+        msg: e.to_string(),
+    }
+}
+
+impl Netlink {
+    pub fn open() -> Result<Netlink> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .map_err(|e| Error::Io {
+                what: "start the netlink event loop".into(),
+                source: e,
+            })?;
+        let handle = rt.block_on(async {
+            let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| Error::Io {
+                what: "open a netlink socket".into(),
+                source: e,
+            })?;
+            tokio::spawn(conn);
+            Ok::<_, Error>(handle)
+        })?;
+        Ok(Netlink { rt, handle })
+    }
+
+    fn block<F: Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// The interface index of `name`, if there is such a link.
+    pub fn index(&self, name: &str) -> Result<Option<u32>> {
+        self.block(async {
+            let mut links = self.handle.link().get().match_name(name.to_string()).execute();
+            match links.try_next().await {
+                Ok(l) => Ok(l.map(|l| l.header.index)),
+                Err(e) if errno(&e) == Some(ENODEV) => Ok(None),
+                Err(e) => Err(nl(format!("look up link {name}"))(e)),
+            }
+        })
+    }
+
+    fn must_index(&self, name: &str) -> Result<u32> {
+        self.index(name)?.ok_or_else(|| Error::Netlink {
+            what: format!("link {name}"),
+            msg: "no such device".into(),
+        })
+    }
+
+    /// Make the bridge if it is missing, give it the gateway address, and bring it up.
+    pub fn ensure_bridge(&self, name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<()> {
+        if self.index(name)?.is_none() {
+            let made = self.block(self.handle.link().add(LinkBridge::new(name).build()).execute());
+            match made {
+                Ok(()) => {}
+                // Made meanwhile by another lbox: fine.
+                Err(e) if errno(&e) == Some(EEXIST) => {}
+                Err(e) => return Err(nl(format!("create bridge {name}"))(e)),
+            }
+        }
+        let idx = self.must_index(name)?;
+        match self.block(self.handle.address().add(idx, IpAddr::V4(gateway), prefix).execute()) {
+            Ok(()) => {}
+            Err(e) if errno(&e) == Some(EEXIST) => {}
+            Err(e) => return Err(nl(format!("give bridge {name} address {gateway}/{prefix}"))(e)),
+        }
+        self.up(idx, name)
+    }
+
+    fn up(&self, idx: u32, name: &str) -> Result<()> {
+        self.block(
+            self.handle
+                .link()
+                .set(LinkUnspec::new_with_index(idx).up().build())
+                .execute(),
+        )
+        .map_err(nl(format!("bring up {name}")))
+    }
+
+    /// Delete a link (a bridge, or either end of a veth pair, which takes the other with it).
+    /// A link that is already gone is not an error.
+    pub fn delete(&self, name: &str) -> Result<()> {
+        let Some(idx) = self.index(name)? else { return Ok(()) };
+        match self.block(self.handle.link().del(idx).execute()) {
+            Ok(()) => Ok(()),
+            Err(e) if errno(&e) == Some(ENODEV) => Ok(()),
+            Err(e) => Err(nl(format!("delete link {name}"))(e)),
+        }
+    }
+
+    /// Create the veth pair `host`/`peer`, put `host` on `bridge` and up, and move `peer` into
+    /// the namespace `netns`.
+    fn veth_into(&self, bridge: &str, host: &str, peer: &str, netns: BorrowedFd) -> Result<()> {
+        let br = self.must_index(bridge)?;
+        self.block(self.handle.link().add(LinkVeth::new(host, peer).build()).execute())
+            .map_err(nl(format!("create veth pair {host}")))?;
+        let h = self.must_index(host)?;
+        self.block(
+            self.handle
+                .link()
+                .set(LinkUnspec::new_with_index(h).controller(br).up().build())
+                .execute(),
+        )
+        .map_err(nl(format!("attach {host} to bridge {bridge}")))?;
+        let p = self.must_index(peer)?;
+        self.block(
+            self.handle
+                .link()
+                .set(LinkUnspec::new_with_index(p).setns_by_fd(netns.as_raw_fd()).build())
+                .execute(),
+        )
+        .map_err(nl(format!("move {peer} into the container's network namespace")))
+    }
+
+    /// Inside a container's namespace: rename `from` to `to`, address it, bring it and the
+    /// loopback up, and route everything else through `gateway`.
+    fn configure(&self, from: &str, to: &str, addr: Ipv4Addr, prefix: u8, gateway: Option<Ipv4Addr>) -> Result<()> {
+        let idx = self.must_index(from)?;
+        self.block(
+            self.handle
+                .link()
+                .set(LinkUnspec::new_with_index(idx).name(to.to_string()).build())
+                .execute(),
+        )
+        .map_err(nl(format!("rename {from} to {to}")))?;
+        self.block(self.handle.address().add(idx, IpAddr::V4(addr), prefix).execute())
+            .map_err(nl(format!("give {to} address {addr}/{prefix}")))?;
+        self.up(idx, to)?;
+        if let Some(lo) = self.index("lo")? {
+            self.up(lo, "lo")?;
+        }
+        if let Some(gw) = gateway {
+            let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).build();
+            self.block(self.handle.route().add(route).execute())
+                .map_err(nl(format!("add default route via {gw}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// Run `f` with a netlink connection inside the network namespace `netns` (on a thread of its
+/// own, so that this thread's namespace never changes).
+pub fn in_netns<T: Send>(netns: BorrowedFd, f: impl FnOnce(&Netlink) -> Result<T> + Send) -> Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            nix::sched::setns(netns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| Error::Io {
+                what: "enter the container's network namespace".into(),
+                source: e.into(),
+            })?;
+            f(&Netlink::open()?)
+        })
+        .join()
+        .unwrap_or_else(|_| Err(Error::Invalid("the netlink thread panicked".into())))
+    })
+}
+
+/// One container's link to a bridge network.
+#[derive(Debug, Clone)]
+pub struct Attachment<'a> {
+    pub bridge: &'a str,
+    /// The host end's name (unique per container and network).
+    pub host_if: &'a str,
+    /// The name inside the container (`eth0`).
+    pub ifname: &'a str,
+    pub addr: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Option<Ipv4Addr>,
+}
+
+/// Connect the namespace `netns` to a bridge: a veth pair, addressed and routed. On failure
+/// nothing is left behind (deleting the host end deletes the pair).
+pub fn connect(host: &Netlink, netns: BorrowedFd, a: &Attachment) -> Result<()> {
+    // A temporary peer name: unique on the host while both ends are there.
+    let peer = format!("{}p", &a.host_if[..a.host_if.len().min(14)]);
+    let done = host
+        .veth_into(a.bridge, a.host_if, &peer, netns)
+        .and_then(|()| in_netns(netns, |n| n.configure(&peer, a.ifname, a.addr, a.prefix, a.gateway)));
+    if done.is_err() {
+        let _ = host.delete(a.host_if);
+    }
+    done
+}
