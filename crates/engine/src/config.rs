@@ -42,8 +42,14 @@ pub struct ContainerConfig {
     pub no_new_privileges: bool,
     /// None: Docker's default profile; "unconfined"; or a profile file's contents (JSON).
     pub seccomp: Option<String>,
-    /// "none" (own network namespace with loopback) or "host".
+    /// "none" (own network namespace with loopback), "host", or a user network's name.
     pub network: String,
+    /// `--ip`: the address to lease on the user network.
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// `--network-alias`: more names the other members resolve to this container.
+    #[serde(default)]
+    pub network_aliases: Vec<String>,
     /// An external runc-compatible runtime to drive instead of the built-in one.
     pub runtime: Option<PathBuf>,
     #[serde(default)]

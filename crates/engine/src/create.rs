@@ -51,6 +51,8 @@ pub struct CreateRequest {
     pub privileged: bool,
     pub security_opt: Vec<String>,
     pub network: Option<String>,
+    pub ip: Option<String>,
+    pub network_aliases: Vec<String>,
     pub runtime: Option<PathBuf>,
     pub log_opts: Vec<String>,
 }
@@ -98,10 +100,29 @@ pub fn build_config(req: &CreateRequest, image_id: &str, img: &ImageConfig) -> R
         }
     }
     let network = req.network.clone().unwrap_or_else(|| "none".into());
-    if network != "none" && network != "host" {
+    if network.starts_with("container:") || network == "bridge" {
         return Err(Error::Invalid(format!(
-            "network {network:?} is not available: use --network none or --network host"
+            "--network {network} is not available yet in this version of lbox; use none, host or a network made with: lbox network create NAME"
         )));
+    }
+    let user_network = crate::netconnect::is_user_network(&network);
+    if user_network {
+        network::ipam::check_name(&network)?;
+    }
+    if let Some(ip) = &req.ip {
+        if !user_network {
+            return Err(Error::Invalid(
+                "--ip needs a user network: create one with lbox network create --subnet CIDR NAME and run with --network NAME".into(),
+            ));
+        }
+        if ip.parse::<std::net::Ipv4Addr>().is_err() {
+            return Err(Error::Invalid(format!("invalid --ip {ip:?}: want an IPv4 address")));
+        }
+    }
+    if !req.network_aliases.is_empty() && !user_network {
+        return Err(Error::Invalid(
+            "--network-alias needs a user network (--network NAME)".into(),
+        ));
     }
     let mut mounts: Vec<MountSpec> = Vec::new();
     for v in &req.volumes {
@@ -248,6 +269,8 @@ pub fn build_config(req: &CreateRequest, image_id: &str, img: &ImageConfig) -> R
         no_new_privileges,
         seccomp,
         network,
+        ip: req.ip.clone(),
+        network_aliases: req.network_aliases.clone(),
         runtime: req.runtime.clone(),
         exposed_ports: ic
             .exposed_ports
@@ -332,6 +355,19 @@ pub fn create(e: &Engine, name: Option<&str>, mut config: ContainerConfig) -> Re
             }
         },
     };
+    if crate::netconnect::is_user_network(&config.network) {
+        let net = crate::networks::find(e, &config.network)?;
+        if let Some(ip) = &config.ip {
+            let ip: std::net::Ipv4Addr = ip.parse().map_err(|_| Error::Invalid(format!("invalid --ip {ip:?}")))?;
+            if !net.subnet.contains(&ip) {
+                return Err(Error::Invalid(format!(
+                    "--ip {ip} is not in network {}'s subnet {}",
+                    net.name, net.subnet
+                )));
+            }
+        }
+        config.network = net.name;
+    }
     if config.hostname.is_empty() {
         config.hostname = if config.network == "host" {
             rustix::system::uname().nodename().to_string_lossy().into_owned()

@@ -110,6 +110,10 @@ pub fn launch(e: &Engine, ct: &Container, rt: &Path, bundle: &Path) -> Result<La
         .trim()
         .parse()
         .map_err(|_| Error::Invalid(format!("{}: not a pid", pid_file.display())))?;
+    if let Err(err) = crate::netconnect::attach(e, ct, pid) {
+        let _ = delete_state(rt, &root, &ct.id, &log);
+        return Err(err);
+    }
     run(
         rt,
         &["--root".as_ref(), root.as_os_str(), "start".as_ref(), ct.id.as_ref()],

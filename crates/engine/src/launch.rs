@@ -213,6 +213,10 @@ pub fn launch(e: &Engine, ct: &Container, bundle: &Path) -> Result<Launched> {
     if let Some(m) = &master {
         runtime::tty::inherit_size(m);
     }
+    if let Err(err) = crate::netconnect::attach(e, ct, pid) {
+        abort(&store, &c.record);
+        return Err(err);
+    }
     if let Err(err) = c.start() {
         abort(&store, &c.record);
         return Err(classify(err));
@@ -231,8 +235,9 @@ fn abort(store: &runtime::state::Store, rec: &runtime::state::Record) {
     let _ = runtime::container::destroy(store, rec);
 }
 
-/// After the container's init exited: free its cgroup and runtime state.
+/// After the container's init exited: free its network addresses, cgroup and runtime state.
 pub fn release(e: &Engine, ct: &Container) -> Result<()> {
+    crate::netconnect::detach(e, ct)?;
     if let Some(rt) = &ct.config.runtime {
         return crate::external::delete(e, ct, rt);
     }

@@ -18,6 +18,7 @@ pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
 pub mod names;
+pub mod netconnect;
 pub mod networks;
 pub mod owner;
 pub mod parse;

@@ -39,6 +39,13 @@ pub fn try_acquire(path: &Path) -> Result<Option<OwnerLock>> {
     }
 }
 
+/// Wait for the lock (a short critical section shared by processes, e.g. a network's hosts files).
+pub fn acquire(path: &Path) -> Result<OwnerLock> {
+    let f = open(path)?;
+    rustix::fs::flock(&f, FlockOperation::LockExclusive).ctx(|| format!("lock {}", path.display()))?;
+    Ok(OwnerLock { _file: f })
+}
+
 /// Is there a live owner? (Takes and drops the lock when there is none.)
 pub fn is_owned(path: &Path) -> bool {
     if !path.exists() {

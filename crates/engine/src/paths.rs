@@ -74,6 +74,11 @@ impl Paths {
         self.run.join("lbox-init")
     }
 
+    /// Serialises updates of a network's members' hosts files.
+    pub fn network_lock(&self, id: &str) -> PathBuf {
+        self.run.join("networks").join(format!("{id}.lock"))
+    }
+
     pub fn owner_lock(&self, id: &str) -> PathBuf {
         self.run.join("owners").join(format!("{id}.lock"))
     }

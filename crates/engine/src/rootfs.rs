@@ -97,6 +97,15 @@ ff02::1\tip6-allnodes
 ff02::2\tip6-allrouters
 ";
 
+/// A container's /etc/hosts: the loopback names, then `extra` (name, address) lines.
+pub fn hosts_text(extra: &[(String, String)]) -> String {
+    let mut h = HOSTS.to_string();
+    for (name, ip) in extra {
+        h.push_str(&format!("{ip}\t{name}\n"));
+    }
+    h
+}
+
 /// Write hosts, hostname and resolv.conf into the container's directory. With the host's network
 /// the host's own files are used; otherwise resolv.conf is the host's without loopback resolvers
 /// (they would be the container's own loopback), falling back to public ones as Docker does.
@@ -104,11 +113,7 @@ pub fn write_etc(dir: &Path, hostname: &str, host_network: bool, extra_hosts: &[
     let hosts = if host_network {
         std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| HOSTS.to_string())
     } else {
-        let mut h = HOSTS.to_string();
-        for (name, ip) in extra_hosts {
-            h.push_str(&format!("{ip}\t{name}\n"));
-        }
-        h
+        hosts_text(extra_hosts)
     };
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let resolv = if host_network {

@@ -79,3 +79,122 @@ fn networks_are_created_listed_inspected_and_removed_with_their_bridges() {
     assert_eq!(e.ok(&["network", "ls", "-q"]), "");
     e.assert_clean();
 }
+
+#[test]
+fn containers_on_a_network_reach_each_other_by_name_across_restarts() {
+    let e = Engine::new();
+    let net = subnet(10);
+    let base = net.trim_end_matches(".0/24").to_string();
+    e.ok(&["network", "create", "--subnet", &net, "app"]);
+    let www = e.path("www");
+    std::fs::create_dir_all(&www).expect("www");
+    std::fs::write(www.join("index.html"), "hello from web\n").expect("index");
+    let vol = format!("{}:/www:ro", www.display());
+    let web = [
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "app",
+        "--network-alias",
+        "site",
+        "-v",
+        &vol,
+        "busybox",
+    ];
+    let serve = ["httpd", "-f", "-p", "8080", "-h", "/www"];
+    e.ok(&[&web[..], &serve[..]].concat());
+    assert_eq!(e.inspect("web", "{{.NetworkSettings.IPAddress}}"), format!("{base}.2"));
+    let fetch = |target: &str| {
+        e.lbox(&[
+            "run",
+            "--rm",
+            "--network",
+            "app",
+            "busybox",
+            "sh",
+            "-c",
+            &format!(
+                "for i in 1 2 3 4 5 6 7 8 9 10; do wget -qO- http://{target}:8080/ && exit 0; sleep 0.2; done; exit 1"
+            ),
+        ])
+    };
+    for target in ["web", "site"] {
+        let o = fetch(target);
+        assert_eq!(common::stdout(&o), "hello from web\n", "by {target}: {}", stderr(&o));
+    }
+    // The network is in use: refused, with the names.
+    let err = e.fails(&["network", "rm", "app"], 1);
+    assert!(err.contains("in use by containers web"), "{err}");
+    // Restart web on another address: a filler takes its old one meanwhile.
+    e.ok(&["stop", "-t", "1", "web"]);
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "filler",
+        "--network",
+        "app",
+        "--ip",
+        &format!("{base}.2"),
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    e.ok(&["start", "web"]);
+    assert_eq!(e.inspect("web", "{{.NetworkSettings.IPAddress}}"), format!("{base}.3"));
+    let hosts = e.ok(&["exec", "filler", "cat", "/etc/hosts"]);
+    assert!(
+        hosts.contains(&format!("{base}.3\tweb site")),
+        "the filler's hosts follow web: {hosts}"
+    );
+    let o = fetch("web");
+    assert_eq!(
+        common::stdout(&o),
+        "hello from web\n",
+        "after the restart: {}",
+        stderr(&o)
+    );
+    // Bad --ip: taken, outside the subnet, not an address; nothing is left.
+    let taken = e.fails(
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "app",
+            "--ip",
+            &format!("{base}.3"),
+            "busybox",
+            "true",
+        ],
+        125,
+    );
+    assert!(taken.contains("already in use"), "{taken}");
+    assert!(e
+        .fails(
+            &["run", "--rm", "--network", "app", "--ip", "10.1.2.3", "busybox", "true"],
+            125
+        )
+        .contains("not in network"));
+    assert!(e
+        .fails(
+            &["run", "--rm", "--network", "app", "--ip", "x", "busybox", "true"],
+            125
+        )
+        .contains("invalid --ip"));
+    assert!(e
+        .fails(&["run", "--rm", "--network", "nosuch", "busybox", "true"], 125)
+        .contains("network nosuch not found"));
+    assert!(e
+        .fails(&["run", "--rm", "--ip", "10.1.2.3", "busybox", "true"], 125)
+        .contains("needs a user network"));
+    assert_eq!(e.ok(&["ps", "-aq"]).lines().count(), 2, "web and filler only");
+    let ids: Vec<String> = ["web", "filler"].iter().map(|n| e.inspect(n, "{{.Id}}")).collect();
+    e.ok(&["rm", "-f", "web", "filler"]);
+    for id in &ids {
+        assert!(!bridge_exists(&format!("lv{}", &id[..12])), "veth of {id} left");
+    }
+    e.ok(&["network", "rm", "app"]);
+    e.assert_clean();
+}

@@ -22,6 +22,37 @@ pub struct InspectArgs {
     pub names: Vec<String>,
 }
 
+/// Docker's NetworkSettings: the address on each network while the container runs.
+fn network_settings(e: &Engine, c: &Container) -> Value {
+    let addrs = engine::netconnect::addresses(e, &c.id).unwrap_or_default();
+    let mut networks = serde_json::Map::new();
+    let entry = |net: Option<&network::ipam::Network>, ip: String| {
+        json!({
+            "NetworkID": net.map_or("", |n| n.id.as_str()),
+            "IPAddress": ip,
+            "IPPrefixLen": net.map_or(0, |n| n.subnet.prefix_len()),
+            "Gateway": net.filter(|n| !n.internal).map_or(String::new(), |n| n.gateway.to_string()),
+            "Aliases": c.config.network_aliases,
+        })
+    };
+    match addrs.first() {
+        Some(_) => {
+            for (net, ip) in &addrs {
+                networks.insert(net.name.clone(), entry(Some(net), ip.to_string()));
+            }
+        }
+        None => {
+            networks.insert(c.config.network.clone(), entry(None, String::new()));
+        }
+    }
+    let first = addrs.first();
+    json!({
+        "Networks": networks,
+        "IPAddress": first.map_or(String::new(), |(_, ip)| ip.to_string()),
+        "Gateway": first.filter(|(n, _)| !n.internal).map_or(String::new(), |(n, _)| n.gateway.to_string()),
+    })
+}
+
 pub fn container_json(e: &Engine, c: &Container) -> Value {
     let dir = e.paths.container(&c.id);
     let argv = c.config.argv();
@@ -125,7 +156,7 @@ pub fn container_json(e: &Engine, c: &Container) -> Value {
                 "MergedDir": dir.join("rootfs"),
             },
         },
-        "NetworkSettings": {"Networks": {cfg.network.clone(): {}}},
+        "NetworkSettings": network_settings(e, c),
     })
 }
 

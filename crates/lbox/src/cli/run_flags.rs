@@ -103,9 +103,15 @@ pub struct CreateFlags {
     /// Set metadata (KEY=VALUE).
     #[arg(short = 'l', long = "label")]
     pub label: Vec<String>,
-    /// Network: none or host.
+    /// Network: none, host, or a network made with `lbox network create`.
     #[arg(long = "network", alias = "net")]
     pub network: Option<String>,
+    /// IPv4 address on the network.
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// Another name the network's other containers know this one by.
+    #[arg(long = "network-alias", alias = "net-alias")]
+    pub network_alias: Vec<String>,
     /// Use this runc-compatible runtime instead of the built-in one (a name on PATH or a path).
     #[arg(long)]
     pub runtime: Option<PathBuf>,
@@ -163,6 +169,8 @@ impl CreateFlags {
             privileged: self.privileged,
             security_opt: self.security_opt.clone(),
             network: self.network.clone(),
+            ip: self.ip.clone(),
+            network_aliases: self.network_alias.clone(),
             runtime: self.runtime.clone(),
             log_opts: self.log_opt.clone(),
         }
