@@ -49,7 +49,20 @@ pub fn create(e: &Engine, req: &CreateRequest) -> Result<Network> {
         let _ = nl.delete(&net.bridge);
         return Err(err.into());
     }
+    if let Err(err) = sync_rules(e) {
+        // No network without its rules: an unisolated one would be worse than none.
+        let _ = remove(e, &net.id);
+        return Err(err);
+    }
     Ok(net)
+}
+
+/// Rebuild the engine's nftables table from its networks (under a lock: the ruleset is whole).
+pub fn sync_rules(e: &Engine) -> Result<()> {
+    let _lock = crate::owner::acquire(&e.paths.network_lock("nftables"))?;
+    let nets = list(e)?;
+    network::nft::apply(&network::nft::ruleset(&e.paths.nft_table(), &nets))?;
+    Ok(())
 }
 
 pub fn list(e: &Engine) -> Result<Vec<Network>> {
@@ -82,6 +95,7 @@ pub fn remove(e: &Engine, key: &str) -> Result<Network> {
     ipam::remove(&tx, &net, |id| container_name(e, id))?;
     Netlink::open()?.delete(&net.bridge)?;
     tx.commit()?;
+    sync_rules(e)?;
     Ok(net)
 }
 

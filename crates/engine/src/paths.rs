@@ -2,6 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+/// The root when LBOX_ROOT is not set.
+pub const DEFAULT_ROOT: &str = "/var/lib/lbox";
+
 #[derive(Debug, Clone)]
 pub struct Paths {
     /// $LBOX_ROOT: persistent state (default /var/lib/lbox).
@@ -23,7 +26,7 @@ impl Paths {
     pub fn from_env(root: &Path) -> Paths {
         let run = match std::env::var_os("LBOX_RUN") {
             Some(r) => PathBuf::from(r),
-            None if root == Path::new("/var/lib/lbox") => PathBuf::from("/run/lbox"),
+            None if root == Path::new(DEFAULT_ROOT) => PathBuf::from("/run/lbox"),
             None => root.join("run"),
         };
         Paths::new(root, run)
@@ -72,6 +75,17 @@ impl Paths {
     /// The `--init` program that containers bind-mount (see `init_program`).
     pub fn init_program(&self) -> PathBuf {
         self.run.join("lbox-init")
+    }
+
+    /// The nftables table of this engine root: "lbox" for the default root, else one named after
+    /// the root, so that engines with different roots never rewrite each other's rules.
+    pub fn nft_table(&self) -> String {
+        if self.root == Path::new(DEFAULT_ROOT) {
+            return "lbox".into();
+        }
+        let d = ring::digest::digest(&ring::digest::SHA256, self.root.as_os_str().as_encoded_bytes());
+        let hex: String = d.as_ref()[..5].iter().map(|b| format!("{b:02x}")).collect();
+        format!("lbox-{hex}")
     }
 
     /// Serialises updates of a network's members' hosts files.

@@ -198,3 +198,110 @@ fn containers_on_a_network_reach_each_other_by_name_across_restarts() {
     e.ok(&["network", "rm", "app"]);
     e.assert_clean();
 }
+
+/// The nftables table whose rules name `bridge`, if any.
+fn nft_table_with(bridge: &str) -> Option<String> {
+    let out = std::process::Command::new("nft")
+        .args(["list", "ruleset"])
+        .output()
+        .expect("nft");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut table = None;
+    for line in text.lines() {
+        if let Some(t) = line.strip_prefix("table ip ") {
+            table = Some(t.trim_end_matches(" {").to_string());
+        }
+        if line.contains(bridge) {
+            return table;
+        }
+    }
+    None
+}
+
+#[test]
+fn networks_are_isolated_and_internal_ones_have_no_way_out() {
+    let e = Engine::new();
+    let (s1, s2, s3) = (subnet(20), subnet(21), subnet(22));
+    let gw = |s: &str| s.replace(".0/24", ".1");
+    e.ok(&["network", "create", "--subnet", &s1, "one"]);
+    e.ok(&["network", "create", "--subnet", &s2, "two"]);
+    e.ok(&["network", "create", "--internal", "--subnet", &s3, "closed"]);
+    let bridge = e.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{index .Options \"com.docker.network.bridge.name\"}}",
+        "one",
+    ]);
+    let table = nft_table_with(&bridge).expect("the networks' rules are in an nftables table");
+    assert!(table.starts_with("lbox"), "a table of LockBox's own: {table}");
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "one",
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "8080",
+        "-h",
+        "/",
+    ]);
+    let web_ip = e.inspect("web", "{{.NetworkSettings.IPAddress}}");
+    let wget = |net: &str, extra: &[&str], script: &str| {
+        // --init: `timeout` must not be PID 1, which ignores the SIGTERM it would send itself.
+        let mut args = vec!["run", "--rm", "--init", "--network", net];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["busybox", "sh", "-c", script]);
+        e.lbox(&args).status.code()
+    };
+    let fetch = format!(
+        "for i in 1 2 3 4 5; do timeout 3 wget -q -O /dev/null http://{web_ip}:8080/etc/hostname && exit 0; sleep 0.2; done; exit 1"
+    );
+    assert_eq!(wget("one", &[], &fetch), Some(0), "same network: reachable");
+    let once = format!("timeout 3 wget -q -O /dev/null http://{web_ip}:8080/etc/hostname");
+    assert_ne!(wget("two", &[], &once), Some(0), "another network: isolated");
+    // A listener of the test's own on network two's gateway (a host address).
+    let listener = std::net::TcpListener::bind((gw(&s2).as_str(), 0)).expect("listen on the gateway");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for c in listener.incoming().flatten() {
+            let mut c = c;
+            let _ = std::io::Write::write_all(&mut c, b"pong\n");
+        }
+    });
+    let knock = format!("echo ping | timeout 3 nc {} {port} | grep -q pong", gw(&s2));
+    assert_eq!(wget("two", &[], &knock), Some(0), "control: the host listener answers");
+    // An internal container, even with a route out added by hand, reaches neither the host's
+    // other addresses nor other networks.
+    let routed = |cmd: &str| format!("ip route add default via {} && {cmd}", gw(&s3));
+    assert_ne!(
+        wget("closed", &["--cap-add", "NET_ADMIN"], &routed(&knock)),
+        Some(0),
+        "internal: no host"
+    );
+    assert_ne!(
+        wget("closed", &["--cap-add", "NET_ADMIN"], &routed(&once)),
+        Some(0),
+        "internal: no other network"
+    );
+    assert_eq!(
+        wget("closed", &[], "ip route | grep -c default"),
+        Some(1),
+        "internal: no default route"
+    );
+    e.ok(&["rm", "-f", "web"]);
+    e.ok(&["network", "rm", "one", "two", "closed"]);
+    let tables = std::process::Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .expect("nft");
+    assert!(
+        !String::from_utf8_lossy(&tables.stdout).contains(&table),
+        "the table goes with the last network"
+    );
+    e.assert_clean();
+}
