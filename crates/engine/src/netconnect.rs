@@ -74,17 +74,17 @@ pub fn attach(e: &Engine, ct: &Container, pid: i32) -> Result<()> {
     done
 }
 
-/// Take the container off its networks (its init has exited): give back its addresses, drop its
-/// veth if the kernel has not already, and take its name out of the other members' hosts files.
+/// Take the container off its networks (its init has exited): give back its addresses and take
+/// its name out of the other members' hosts files.
 pub fn detach(e: &Engine, ct: &Container) -> Result<()> {
     let leases = ipam::leases_of(e.db(), &ct.id)?;
     if leases.is_empty() {
         return Ok(());
     }
     ipam::release(e.db(), &ct.id)?;
-    if let Ok(nl) = Netlink::open() {
-        let _ = nl.delete(&host_if(&ct.id));
-    }
+    // The veth pair is not deleted here: the kernel deletes it with the container's network
+    // namespace, while deleting it ourselves waits for RCU grace periods (~15 ms). A pair still
+    // there at the next start is deleted then (network::link::connect).
     for (net_id, _) in leases {
         if let Some(net) = ipam::get(e.db(), &net_id)? {
             let _lock = owner::acquire(&e.paths.network_lock(&net.id))?;

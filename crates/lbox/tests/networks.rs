@@ -192,8 +192,10 @@ fn containers_on_a_network_reach_each_other_by_name_across_restarts() {
     assert_eq!(e.ok(&["ps", "-aq"]).lines().count(), 2, "web and filler only");
     let ids: Vec<String> = ["web", "filler"].iter().map(|n| e.inspect(n, "{{.Id}}")).collect();
     e.ok(&["rm", "-f", "web", "filler"]);
+    // The kernel deletes each veth pair with its container's network namespace, asynchronously.
     for id in &ids {
-        assert!(!bridge_exists(&format!("lv{}", &id[..12])), "veth of {id} left");
+        let veth = format!("lv{}", &id[..12]);
+        e.eventually(10, &format!("veth {veth} to go"), || !bridge_exists(&veth));
     }
     e.ok(&["network", "rm", "app"]);
     e.assert_clean();

@@ -119,11 +119,22 @@ impl Netlink {
         }
     }
 
-    /// Create the veth pair `host`/`peer`, put `host` on `bridge` and up, and move `peer` into
-    /// the namespace `netns`.
+    /// Create the veth pair `host`/`peer` with `peer` made straight inside the namespace `netns`
+    /// (moving a device between namespaces waits for RCU grace periods: ~20 ms here), and put
+    /// `host` on `bridge`, up.
     fn veth_into(&self, bridge: &str, host: &str, peer: &str, netns: BorrowedFd) -> Result<()> {
+        use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
+        use rtnetlink::LinkMessageBuilder;
         let br = self.must_index(bridge)?;
-        self.block(self.handle.link().add(LinkVeth::new(host, peer).build()).execute())
+        let peer_msg = LinkMessageBuilder::<LinkUnspec>::new()
+            .name(peer.to_string())
+            .setns_by_fd(netns.as_raw_fd())
+            .build();
+        let pair = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+            .name(host.to_string())
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg)))
+            .build();
+        self.block(self.handle.link().add(pair).execute())
             .map_err(nl(format!("create veth pair {host}")))?;
         let h = self.must_index(host)?;
         self.block(
@@ -132,28 +143,13 @@ impl Netlink {
                 .set(LinkUnspec::new_with_index(h).controller(br).up().build())
                 .execute(),
         )
-        .map_err(nl(format!("attach {host} to bridge {bridge}")))?;
-        let p = self.must_index(peer)?;
-        self.block(
-            self.handle
-                .link()
-                .set(LinkUnspec::new_with_index(p).setns_by_fd(netns.as_raw_fd()).build())
-                .execute(),
-        )
-        .map_err(nl(format!("move {peer} into the container's network namespace")))
+        .map_err(nl(format!("attach {host} to bridge {bridge}")))
     }
 
-    /// Inside a container's namespace: rename `from` to `to`, address it, bring it and the
-    /// loopback up, and route everything else through `gateway`.
-    fn configure(&self, from: &str, to: &str, addr: Ipv4Addr, prefix: u8, gateway: Option<Ipv4Addr>) -> Result<()> {
-        let idx = self.must_index(from)?;
-        self.block(
-            self.handle
-                .link()
-                .set(LinkUnspec::new_with_index(idx).name(to.to_string()).build())
-                .execute(),
-        )
-        .map_err(nl(format!("rename {from} to {to}")))?;
+    /// Inside a container's namespace: address `to`, bring it and the loopback up, and route
+    /// everything else through `gateway`.
+    fn configure(&self, to: &str, addr: Ipv4Addr, prefix: u8, gateway: Option<Ipv4Addr>) -> Result<()> {
+        let idx = self.must_index(to)?;
         self.block(self.handle.address().add(idx, IpAddr::V4(addr), prefix).execute())
             .map_err(nl(format!("give {to} address {addr}/{prefix}")))?;
         self.up(idx, to)?;
@@ -201,11 +197,12 @@ pub struct Attachment<'a> {
 /// Connect the namespace `netns` to a bridge: a veth pair, addressed and routed. On failure
 /// nothing is left behind (deleting the host end deletes the pair).
 pub fn connect(host: &Netlink, netns: BorrowedFd, a: &Attachment) -> Result<()> {
-    // A temporary peer name: unique on the host while both ends are there.
-    let peer = format!("{}p", &a.host_if[..a.host_if.len().min(14)]);
+    // Left by an earlier run of the same container whose namespace the kernel is still tearing
+    // down (it deletes the pair then, asynchronously).
+    host.delete(a.host_if)?;
     let done = host
-        .veth_into(a.bridge, a.host_if, &peer, netns)
-        .and_then(|()| in_netns(netns, |n| n.configure(&peer, a.ifname, a.addr, a.prefix, a.gateway)));
+        .veth_into(a.bridge, a.host_if, a.ifname, netns)
+        .and_then(|()| in_netns(netns, |n| n.configure(a.ifname, a.addr, a.prefix, a.gateway)));
     if done.is_err() {
         let _ = host.delete(a.host_if);
     }
