@@ -12,6 +12,25 @@ use rusqlite::Connection;
 pub fn open(path: &Path, schema: &str, version: i64) -> rusqlite::Result<Connection> {
     let c = Connection::open(path)?;
     c.busy_timeout(Duration::from_secs(30))?;
+    // SQLite does not call the busy handler while a closing connection briefly holds the file
+    // exclusively to tidy the WAL (documented in its wal.html): a process opening the database
+    // at that moment gets SQLITE_BUSY at once. Many lbox processes start and end together, so
+    // retry the opening steps for as long as the busy timeout.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match setup(&c, schema, version) {
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::DatabaseBusy && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(e) => return Err(e),
+            Ok(()) => return Ok(c),
+        }
+    }
+}
+
+fn setup(c: &Connection, schema: &str, version: i64) -> rusqlite::Result<()> {
     // WAL lets readers run while a monitor writes; NORMAL sync is durable at checkpoints, which
     // is what a crash-recoverable state file needs (rows are reconciled with the kernel anyway).
     c.pragma_update(None, "journal_mode", "WAL")?;
@@ -29,5 +48,5 @@ pub fn open(path: &Path, schema: &str, version: i64) -> rusqlite::Result<Connect
         c.execute_batch(schema)?;
         c.pragma_update(None, "user_version", version)?;
     }
-    Ok(c)
+    Ok(())
 }
