@@ -176,13 +176,7 @@ pub fn build_config(req: &CreateRequest, image_id: &str, img: &ImageConfig) -> R
         ));
     }
     let mut labels: BTreeMap<String, String> = ic.labels.clone().unwrap_or_default();
-    for l in &req.labels {
-        let (k, v) = l.split_once('=').unwrap_or((l, ""));
-        if k.is_empty() {
-            return Err(Error::Invalid(format!("invalid --label {l:?}: use KEY=VALUE")));
-        }
-        labels.insert(k.into(), v.into());
-    }
+    parse::labels(&req.labels, &mut labels)?;
     let mut no_new_privileges = false;
     let mut seccomp = None;
     for o in &req.security_opt {

@@ -21,7 +21,7 @@ pub fn ensure(paths: &Paths) -> Result<PathBuf> {
     if std::fs::read(&path).is_ok_and(|old| old == bytes) {
         return Ok(path);
     }
-    let dir = paths.init_program().with_file_name("");
+    let dir = path.with_file_name("");
     std::fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
     // A fresh name per writer, then rename: a container starting meanwhile sees the old file or
     // the new one, never half of one.

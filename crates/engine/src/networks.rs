@@ -88,26 +88,37 @@ fn container_name(e: &Engine, id: &str) -> String {
         .map_or_else(|| id[..12.min(id.len())].to_string(), |c| c.name)
 }
 
-/// Remove a network no container uses: its bridge, then its record.
+/// Remove a network no container uses: its bridge, its record, and its rules.
 pub fn remove(e: &Engine, key: &str) -> Result<Network> {
+    let net = forget(e, key)?;
+    sync_rules(e)?;
+    Ok(net)
+}
+
+/// Remove a network's bridge and record (its rules stay until the next `sync_rules`).
+fn forget(e: &Engine, key: &str) -> Result<Network> {
     let net = find(e, key)?;
     let tx = rusqlite::Transaction::new_unchecked(e.db(), rusqlite::TransactionBehavior::Immediate)?;
     ipam::remove(&tx, &net, |id| container_name(e, id))?;
     Netlink::open()?.delete(&net.bridge)?;
     tx.commit()?;
-    sync_rules(e)?;
     Ok(net)
 }
 
-/// Remove every network no container uses; their names.
+/// Remove every network no container uses; their names. The rules are rebuilt once.
 pub fn prune(e: &Engine) -> Result<Vec<String>> {
     let mut gone = Vec::new();
+    let mut failed = None;
     for net in list(e)? {
-        match remove(e, &net.id) {
+        match forget(e, &net.id) {
             Ok(n) => gone.push(n.name),
             Err(Error::Network(network::Error::InUse { .. })) => {}
-            Err(err) => return Err(err),
+            Err(err) => {
+                failed = Some(err);
+                break;
+            }
         }
     }
-    Ok(gone)
+    sync_rules(e)?;
+    failed.map_or(Ok(gone), Err)
 }

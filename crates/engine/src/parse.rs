@@ -6,6 +6,18 @@ use std::path::Path;
 use crate::config::{MountKind, MountSpec};
 use crate::error::{Error, Result};
 
+/// `--label KEY=VALUE` flags (a bare KEY has an empty value) into `into`.
+pub fn labels(flags: &[String], into: &mut std::collections::BTreeMap<String, String>) -> Result<()> {
+    for l in flags {
+        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+        if k.is_empty() {
+            return Err(Error::Invalid(format!("invalid --label {l:?}: use KEY=VALUE")));
+        }
+        into.insert(k.into(), v.into());
+    }
+    Ok(())
+}
+
 /// Docker's sizes: a number with an optional unit b, k, m, g (also kb/mb/gb, any case).
 pub fn size(flag: &str, s: &str) -> Result<i64> {
     let bad = || {

@@ -220,14 +220,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn init_runs_the_command_under_a_read_only_bind_of_the_init() {
-        let u = user::User {
+    fn root() -> user::User {
+        user::User {
             uid: 0,
             gid: 0,
             additional_gids: vec![],
-            home: "/".into(),
-        };
+            home: "/root".into(),
+        }
+    }
+
+    #[test]
+    fn init_runs_the_command_under_a_read_only_bind_of_the_init() {
+        let u = root();
         let c = cfg();
         let mut i = inputs(&c, &u);
         i.init = Some(Path::new("/run/lbox/lbox-init"));
@@ -244,12 +248,7 @@ mod tests {
 
     #[test]
     fn defaults_are_dockers() {
-        let u = user::User {
-            uid: 0,
-            gid: 0,
-            additional_gids: vec![],
-            home: "/root".into(),
-        };
+        let u = root();
         let c = cfg();
         let s = build(&inputs(&c, &u)).expect("spec");
         assert_eq!(

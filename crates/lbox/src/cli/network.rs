@@ -98,10 +98,7 @@ pub fn main(root: &Path, c: NetworkCommand) -> Result<i32> {
                 );
             }
             let mut labels = BTreeMap::new();
-            for l in &a.label {
-                let (k, v) = l.split_once('=').unwrap_or((l, ""));
-                labels.insert(k.to_string(), v.to_string());
-            }
+            engine::parse::labels(&a.label, &mut labels)?;
             let net = networks::create(
                 &e,
                 &networks::CreateRequest {

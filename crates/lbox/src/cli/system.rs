@@ -263,10 +263,7 @@ pub fn volume(root: &Path, c: VolumeCommand) -> Result<i32> {
             };
             engine::parse::check_volume_name(&name)?;
             let mut labels = BTreeMap::new();
-            for l in &a.label {
-                let (k, v) = l.split_once('=').unwrap_or((l, ""));
-                labels.insert(k.to_string(), v.to_string());
-            }
+            engine::parse::labels(&a.label, &mut labels)?;
             if volumes::get(&e, &name)?.is_none() {
                 volumes::create(&e, &name, &labels, false)?;
             }
