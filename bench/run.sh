@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `lbox run --rm IMG true` against `podman run --rm --network none IMG true` on the same busybox
+# `lbox run --rm --network none IMG true` against `podman run --rm --network none IMG true` on the same busybox
 # image (imported into lbox, loaded into podman from lbox's docker-archive), interleaved, N runs
 # each (default 20): medians and the ratio podman/lbox (issue 4's target: >= 20x). Then
 # `lbox ps -a` with 100 containers, and a detached container's monitor resident memory.
@@ -15,7 +15,7 @@ podman_() {
   CONTAINERS_CONF=$work/containers.conf podman --root "$work/podman" --runroot "$work/podman-run" "$@"
 }
 cleanup() {
-  "$LBOX" rm -f $("$LBOX" ps -aq) >/dev/null 2>&1 || true
+  "$LBOX" system reset -f >/dev/null 2>&1 || true
   podman_ rm -af >/dev/null 2>&1 || true
   umount -R "$work/podman/overlay" 2>/dev/null || true
   umount "$work/podman-run"/* 2>/dev/null || true
@@ -43,12 +43,12 @@ CONF
 "$LBOX" save -o "$work/busybox.tar" busybox:bench
 podman_ load -q -i "$work/busybox.tar" >/dev/null
 # Warm both (first-run caches: seccomp programs, podman's storage setup).
-"$LBOX" run --rm busybox:bench true
+"$LBOX" run --rm --network none busybox:bench true
 podman_ run --rm --network none busybox:bench true
 
 : >"$work/lbox.txt"; : >"$work/podman.txt"
 for _ in $(seq "$N"); do
-  us "$LBOX" run --rm busybox:bench true >>"$work/lbox.txt"
+  us "$LBOX" run --rm --network none busybox:bench true >>"$work/lbox.txt"
   us podman_ run --rm --network none busybox:bench true >>"$work/podman.txt"
 done
 l=$(median "$work/lbox.txt"); p=$(median "$work/podman.txt")

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The main job, as far as LockBox goes today: build lbox, make a busybox bundle offline and run it
 # through lbox-runc; import it as an image, push it to a local registry, pull it back and run it as
-# containers with lbox run (foreground and detached). Needs root on Debian 12.
+# containers with lbox run (foreground and detached), one serving on a published port to the host
+# and by name to another container on a user network. Needs root on Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-pkgs=(busybox-static libseccomp-dev pkg-config docker-registry)
+pkgs=(busybox-static libseccomp-dev pkg-config docker-registry nftables iproute2)
 if ! dpkg -s "${pkgs[@]}" >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${pkgs[@]}"
@@ -13,7 +14,7 @@ cargo build --release -q
 work=$(mktemp -d /tmp/lbox-demo.XXXXXX)
 cleanup() {
   target/release/lbox runtime --root "$work/state" delete --force demo >/dev/null 2>&1 || true
-  target/release/lbox --root "$work/lbox" rm -f web >/dev/null 2>&1 || true
+  target/release/lbox --root "$work/lbox" system reset -f >/dev/null 2>&1 || true
   [ -n "${regpid:-}" ] && kill "$regpid" 2>/dev/null || true
   rm -rf "$work"
 }
@@ -70,5 +71,16 @@ lb logs web
 lb stop web
 lb ps -a --format '{{.Names}}: {{.Status}}'
 lb rm web
+echo "== networks: a published port, and containers that reach each other by name"
+hport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+lb network create demo-net
+lb run -d --name site --network demo-net -p "127.0.0.1:$hport:80" "localhost:$port/demo/busybox:1" \
+  sh -c 'mkdir -p /www && echo "hello from site, $(hostname -i)" >/www/index.html && exec httpd -f -p 80 -h /www'
+lb port site
+for _ in $(seq 50); do (echo >/dev/tcp/127.0.0.1/"$hport") 2>/dev/null && break; sleep 0.1; done
+echo "host -> 127.0.0.1:$hport: $(python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$hport/').read().decode().strip())")"
+lb run --rm --network demo-net "localhost:$port/demo/busybox:1" sh -c 'echo "client -> site: $(wget -qO- http://site/)"'
+lb rm -f site
+lb network rm demo-net
 find /sys/fs/cgroup -maxdepth 6 -type d -name lbox-demo -exec rmdir {} + 2>/dev/null || true
 echo "done"

@@ -5,7 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
-cargo build --release
-# Tests build with the release profile too: one compilation of the dependencies instead of two
-# (this keeps CI well under its time limit), and the integration tests drive the binary users get.
-cargo test --release --all-targets -- --test-threads=2
+# The `ci` profile (Cargo.toml) is the release one with unwinding and without LTO: one compilation
+# of the dependencies for the lbox binary the integration tests drive and for the tests.
+cargo test --profile ci --all-targets -- --test-threads=2

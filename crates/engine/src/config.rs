@@ -42,7 +42,8 @@ pub struct ContainerConfig {
     pub no_new_privileges: bool,
     /// None: Docker's default profile; "unconfined"; or a profile file's contents (JSON).
     pub seccomp: Option<String>,
-    /// "none" (own network namespace with loopback), "host", or a user network's name.
+    /// "bridge" (the default network), "none" (own network namespace with loopback only),
+    /// "host", or a user network's name.
     pub network: String,
     /// `--ip`: the address to lease on the user network.
     #[serde(default)]
@@ -56,9 +57,54 @@ pub struct ContainerConfig {
     pub exposed_ports: Vec<String>,
     #[serde(default)]
     pub log_max_size: Option<u64>,
+    /// `-p`/`-P`: host ports to publish (`-P`'s already expanded from the exposed ports).
+    #[serde(default)]
+    pub ports: Vec<network::ports::PortSpec>,
+    /// `-P` was given.
+    #[serde(default)]
+    pub publish_all: bool,
+    /// `--add-host`: (name, address) lines for /etc/hosts.
+    #[serde(default)]
+    pub extra_hosts: Vec<(String, String)>,
+    /// `--dns`, `--dns-search`, `--dns-option`: resolv.conf in place of the host's.
+    #[serde(default)]
+    pub dns: Vec<String>,
+    #[serde(default)]
+    pub dns_search: Vec<String>,
+    #[serde(default)]
+    pub dns_options: Vec<String>,
+    /// Networks joined with `network connect`, after the primary one (`network`).
+    #[serde(default)]
+    pub extra_networks: Vec<Endpoint>,
+}
+
+/// A container's place on a network: `network connect --ip --alias`, or the primary network's
+/// `--ip` and `--network-alias`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub name: String,
+    #[serde(default)]
+    pub ip: Option<String>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
 }
 
 impl ContainerConfig {
+    /// The networks of ours the container is on, the primary one first (it is `eth0` and has
+    /// the default route).
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        let mut out = Vec::new();
+        if crate::netconnect::is_user_network(&self.network) {
+            out.push(Endpoint {
+                name: self.network.clone(),
+                ip: self.ip.clone(),
+                aliases: self.network_aliases.clone(),
+            });
+        }
+        out.extend(self.extra_networks.iter().cloned());
+        out
+    }
+
     /// The process's argv: entrypoint followed by the command.
     pub fn argv(&self) -> Vec<String> {
         self.entrypoint.iter().chain(self.cmd.iter()).cloned().collect()

@@ -53,6 +53,13 @@ pub struct CreateRequest {
     pub network: Option<String>,
     pub ip: Option<String>,
     pub network_aliases: Vec<String>,
+    pub publish: Vec<String>,
+    pub publish_all: bool,
+    pub expose: Vec<String>,
+    pub add_hosts: Vec<String>,
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
     pub runtime: Option<PathBuf>,
     pub log_opts: Vec<String>,
 }
@@ -98,31 +105,6 @@ pub fn build_config(req: &CreateRequest, image_id: &str, img: &ImageConfig) -> R
         if let Some(kv) = parse::env_var(e) {
             add_env(kv);
         }
-    }
-    let network = req.network.clone().unwrap_or_else(|| "none".into());
-    if network.starts_with("container:") || network == "bridge" {
-        return Err(Error::Invalid(format!(
-            "--network {network} is not available yet in this version of lbox; use none, host or a network made with: lbox network create NAME"
-        )));
-    }
-    let user_network = crate::netconnect::is_user_network(&network);
-    if user_network {
-        network::ipam::check_name(&network)?;
-    }
-    if let Some(ip) = &req.ip {
-        if !user_network {
-            return Err(Error::Invalid(
-                "--ip needs a user network: create one with lbox network create --subnet CIDR NAME and run with --network NAME".into(),
-            ));
-        }
-        if ip.parse::<std::net::Ipv4Addr>().is_err() {
-            return Err(Error::Invalid(format!("invalid --ip {ip:?}: want an IPv4 address")));
-        }
-    }
-    if !req.network_aliases.is_empty() && !user_network {
-        return Err(Error::Invalid(
-            "--network-alias needs a user network (--network NAME)".into(),
-        ));
     }
     let mut mounts: Vec<MountSpec> = Vec::new();
     for v in &req.volumes {
@@ -236,7 +218,7 @@ pub fn build_config(req: &CreateRequest, image_id: &str, img: &ImageConfig) -> R
             }
         }
     }
-    Ok(ContainerConfig {
+    let mut config = ContainerConfig {
         image: req.image.clone(),
         image_id: image_id.to_string(),
         entrypoint,
@@ -262,17 +244,17 @@ pub fn build_config(req: &CreateRequest, image_id: &str, img: &ImageConfig) -> R
         privileged: req.privileged,
         no_new_privileges,
         seccomp,
-        network,
-        ip: req.ip.clone(),
-        network_aliases: req.network_aliases.clone(),
         runtime: req.runtime.clone(),
-        exposed_ports: ic
-            .exposed_ports
-            .as_ref()
-            .map(|p| p.keys().cloned().collect())
-            .unwrap_or_default(),
         log_max_size,
-    })
+        ..Default::default()
+    };
+    let image_exposed: Vec<String> = ic
+        .exposed_ports
+        .as_ref()
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default();
+    crate::netflags::apply(req, &image_exposed, &mut config)?;
+    Ok(config)
 }
 
 fn which(name: &std::path::Path) -> Option<PathBuf> {
@@ -333,32 +315,42 @@ fn health(req: &CreateRequest, other: &BTreeMap<String, serde_json::Value>) -> R
     }))
 }
 
+fn unused_name(e: &Engine) -> Result<String> {
+    loop {
+        let n = names::generate_name()?;
+        if db::by_name(e.db(), &n)?.is_none() {
+            return Ok(n);
+        }
+    }
+}
+
 /// Write the container: name checked, volumes made, row inserted, directory created. One
 /// failure undoes the rest.
 pub fn create(e: &Engine, name: Option<&str>, mut config: ContainerConfig) -> Result<Container> {
     let id = names::new_id()?;
+    let generated = name.is_none();
     let name = match name {
         Some(n) => {
             names::check_name(n)?;
             n.to_string()
         }
-        None => loop {
-            let n = names::generate_name()?;
-            if db::by_name(e.db(), &n)?.is_none() {
-                break n;
-            }
-        },
+        None => unused_name(e)?,
     };
-    if crate::netconnect::is_user_network(&config.network) {
-        let net = crate::networks::find(e, &config.network)?;
-        if let Some(ip) = &config.ip {
-            let ip: std::net::Ipv4Addr = ip.parse().map_err(|_| Error::Invalid(format!("invalid --ip {ip:?}")))?;
-            if !net.subnet.contains(&ip) {
-                return Err(Error::Invalid(format!(
-                    "--ip {ip} is not in network {}'s subnet {}",
-                    net.name, net.subnet
-                )));
-            }
+    if let Some(other) = config.network.strip_prefix("container:") {
+        let o = e.find(other)?;
+        config.network = format!("container:{}", o.id);
+    } else if crate::netconnect::is_user_network(&config.network) {
+        let net = if config.network == network::ipam::DEFAULT_NETWORK {
+            crate::networks::ensure_default(e)?
+        } else {
+            crate::networks::find(e, &config.network)?
+        };
+        crate::netconnect::requested_ip(&net, config.ip.as_deref())?;
+        if net.internal && !config.ports.is_empty() {
+            return Err(Error::Invalid(format!(
+                "network {} is internal: it has no way in or out, so ports cannot be published on it",
+                net.name
+            )));
         }
         config.network = net.name;
     }
@@ -381,7 +373,14 @@ pub fn create(e: &Engine, name: Option<&str>, mut config: ContainerConfig) -> Re
             }
             volumes::ensure(e, &m.source, m.anonymous)?;
         }
-        db::insert(e.db(), &ct)?;
+        // A generated name checked free above can be taken by a concurrent create before this
+        // insert; Docker picks another one then, and so do we.
+        loop {
+            match db::insert(e.db(), &ct) {
+                Err(Error::NameInUse { .. }) if generated => ct.name = unused_name(e)?,
+                r => break r?,
+            }
+        }
         tx.commit()?;
         Ok(ct)
     })();

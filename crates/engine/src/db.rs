@@ -36,14 +36,14 @@ CREATE TABLE IF NOT EXISTS volumes(
 ";
 
 /// Bump when SCHEMA changes (it is applied only to files below this version).
-/// 2: the network crate's tables (networks, leases).
-const SCHEMA_VERSION: i64 = 2;
+/// 2: the network crate's tables (networks, leases). 3: published ports.
+const SCHEMA_VERSION: i64 = 3;
 
 pub fn open(path: &Path) -> Result<Connection> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
     }
-    let schema = format!("{SCHEMA}{}", network::ipam::SCHEMA);
+    let schema = format!("{SCHEMA}{}{}", network::ipam::SCHEMA, network::ports::SCHEMA);
     Ok(image::sqlite::open(path, &schema, SCHEMA_VERSION)?)
 }
 
@@ -109,6 +109,13 @@ pub struct Container {
 }
 
 impl Container {
+    /// The init's pid while the container runs (its record says so and the process is still
+    /// the one recorded).
+    pub fn running_pid(&self) -> Option<i32> {
+        (self.state.is_active() && self.pid > 0 && runtime::state::pid_alive(self.pid, self.pid_start))
+            .then_some(self.pid)
+    }
+
     /// A new container, not started yet.
     pub fn new(id: String, name: String, config: ContainerConfig) -> Container {
         Container {
@@ -283,6 +290,12 @@ pub fn set_health(c: &Connection, id: &str, health: &str, log: &str) -> Result<(
         "UPDATE containers SET health = ?2, health_log = ?3 WHERE id = ?1",
         params![id, health, log],
     )?;
+    Ok(())
+}
+
+pub fn set_config(c: &Connection, id: &str, config: &crate::config::ContainerConfig) -> Result<()> {
+    let text = serde_json::to_string(config).map_err(|e| Error::Invalid(format!("container config: {e}")))?;
+    c.execute("UPDATE containers SET config = ?2 WHERE id = ?1", params![id, text])?;
     Ok(())
 }
 

@@ -110,20 +110,27 @@ pub fn launch(e: &Engine, ct: &Container, rt: &Path, bundle: &Path) -> Result<La
         .trim()
         .parse()
         .map_err(|_| Error::Invalid(format!("{}: not a pid", pid_file.display())))?;
-    if let Err(err) = crate::netconnect::attach(e, ct, pid) {
-        let _ = delete_state(rt, &root, &ct.id, &log);
-        return Err(err);
-    }
-    run(
+    let ports = match crate::netconnect::attach(e, ct, pid) {
+        Ok(p) => p,
+        Err(err) => {
+            let _ = delete_state(rt, &root, &ct.id, &log);
+            return Err(err);
+        }
+    };
+    if let Err(err) = run(
         rt,
         &["--root".as_ref(), root.as_os_str(), "start".as_ref(), ct.id.as_ref()],
         "start",
         &log,
-    )?;
+    ) {
+        let _ = crate::netconnect::detach(e, ct);
+        return Err(err);
+    }
     Ok(Launched {
         pid,
         pid_start: runtime::state::proc_stat(pid).map_or(0, |(_, s)| s),
         master,
+        ports,
     })
 }
 

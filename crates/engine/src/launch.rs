@@ -17,6 +17,8 @@ pub struct Launched {
     pub pid_start: u64,
     /// The pty master, when the container has a terminal.
     pub master: Option<OwnedFd>,
+    /// The sockets holding its published host ports: dropped when it has exited.
+    pub ports: Vec<OwnedFd>,
 }
 
 /// Mount the root filesystem and write the bundle (config.json, hosts, hostname, resolv.conf).
@@ -76,12 +78,13 @@ pub fn prepare(e: &Engine, ct: &Container) -> Result<PathBuf> {
             options,
         });
     }
-    rootfs::write_etc(&dir, &c.hostname, c.network == "host", &[])?;
+    rootfs::write_etc(&dir, c)?;
     let init = if c.init {
         Some(crate::init_program::ensure(&e.paths)?)
     } else {
         None
     };
+    let joined = joined_network(e, ct)?;
     let spec = spec::build(&spec::Inputs {
         id: &ct.id,
         config: c,
@@ -90,12 +93,37 @@ pub fn prepare(e: &Engine, ct: &Container) -> Result<PathBuf> {
         mounts: &mounts,
         rootfs: Path::new("rootfs"),
         init: init.as_deref(),
+        join_net: joined.as_ref().map(|(ns, dir)| (ns.clone(), dir.as_path())),
     })?;
     let text = serde_json::to_vec_pretty(&spec).map_err(|err| Error::Invalid(format!("spec: {err}")))?;
     let tmp = dir.join(".config.json.tmp");
     std::fs::write(&tmp, text).ctx(|| format!("write {}", tmp.display()))?;
     std::fs::rename(&tmp, dir.join("config.json")).ctx(|| format!("write {}", dir.display()))?;
     Ok(dir)
+}
+
+/// `--network container:OTHER`: OTHER's network namespace and its directory (hosts,
+/// resolv.conf). OTHER must be running.
+fn joined_network(e: &Engine, ct: &Container) -> Result<Option<(PathBuf, PathBuf)>> {
+    let Some(other) = ct.config.network.strip_prefix("container:") else {
+        return Ok(None);
+    };
+    let o = crate::db::get(e.db(), other)?.ok_or_else(|| {
+        Error::Invalid(format!(
+            "container {} shares the network of container {other}, which no longer exists; recreate it",
+            ct.name
+        ))
+    })?;
+    let Some(pid) = o.running_pid() else {
+        return Err(Error::Invalid(format!(
+            "cannot join the network of container {}: it is not running; start it first with: lbox start {}",
+            o.name, o.name
+        )));
+    };
+    Ok(Some((
+        PathBuf::from(format!("/proc/{pid}/ns/net")),
+        e.paths.container(&o.id),
+    )))
 }
 
 /// /dev/null, for standard streams the container does not get.
@@ -213,18 +241,23 @@ pub fn launch(e: &Engine, ct: &Container, bundle: &Path) -> Result<Launched> {
     if let Some(m) = &master {
         runtime::tty::inherit_size(m);
     }
-    if let Err(err) = crate::netconnect::attach(e, ct, pid) {
-        abort(&store, &c.record);
-        return Err(err);
-    }
+    let ports = match crate::netconnect::attach(e, ct, pid) {
+        Ok(p) => p,
+        Err(err) => {
+            abort(&store, &c.record);
+            return Err(err);
+        }
+    };
     if let Err(err) = c.start() {
         abort(&store, &c.record);
+        let _ = crate::netconnect::detach(e, ct);
         return Err(classify(err));
     }
     Ok(Launched {
         pid,
         pid_start: c.record.pid_start,
         master,
+        ports,
     })
 }
 

@@ -19,6 +19,8 @@ pub mod logs;
 pub mod monitor;
 pub mod names;
 pub mod netconnect;
+pub mod netflags;
+pub mod nethosts;
 pub mod networks;
 pub mod owner;
 pub mod parse;

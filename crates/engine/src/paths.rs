@@ -83,9 +83,22 @@ impl Paths {
         if self.root == Path::new(DEFAULT_ROOT) {
             return "lbox".into();
         }
+        format!("lbox-{}", self.root_hash(5))
+    }
+
+    /// The default network's bridge: "lbox0" for the default root, else one named after the root
+    /// (device names have 15 bytes).
+    pub fn default_bridge(&self) -> String {
+        if self.root == Path::new(DEFAULT_ROOT) {
+            return "lbox0".into();
+        }
+        format!("lb0-{}", self.root_hash(5))
+    }
+
+    /// The first `n` bytes of the root's SHA-256, in hex.
+    fn root_hash(&self, n: usize) -> String {
         let d = ring::digest::digest(&ring::digest::SHA256, self.root.as_os_str().as_encoded_bytes());
-        let hex: String = d.as_ref()[..5].iter().map(|b| format!("{b:02x}")).collect();
-        format!("lbox-{hex}")
+        d.as_ref()[..n].iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// Serialises updates of a network's members' hosts files.

@@ -99,7 +99,10 @@ ff02::2\tip6-allrouters
 
 /// A container's /etc/hosts: the loopback names, then `extra` (name, address) lines.
 pub fn hosts_text(extra: &[(String, String)]) -> String {
-    let mut h = HOSTS.to_string();
+    with_lines(HOSTS.to_string(), extra)
+}
+
+fn with_lines(mut h: String, extra: &[(String, String)]) -> String {
     for (name, ip) in extra {
         h.push_str(&format!("{ip}\t{name}\n"));
     }
@@ -109,21 +112,34 @@ pub fn hosts_text(extra: &[(String, String)]) -> String {
 /// Write hosts, hostname and resolv.conf into the container's directory. With the host's network
 /// the host's own files are used; otherwise resolv.conf is the host's without loopback resolvers
 /// (they would be the container's own loopback), falling back to public ones as Docker does.
-pub fn write_etc(dir: &Path, hostname: &str, host_network: bool, extra_hosts: &[(String, String)]) -> Result<()> {
-    let hosts = if host_network {
+/// `--add-host` lines are added, and `--dns*` replace the host's resolv.conf settings. (On a
+/// network, netconnect rewrites hosts with the container's address and its neighbours.)
+pub fn write_etc(dir: &Path, c: &crate::config::ContainerConfig) -> Result<()> {
+    let host_network = c.network == "host";
+    let extra: Vec<(String, String)> = c
+        .extra_hosts
+        .iter()
+        .filter(|(_, ip)| ip != crate::netflags::HOST_GATEWAY)
+        .cloned()
+        .collect();
+    let base = if host_network {
         std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| HOSTS.to_string())
     } else {
-        hosts_text(extra_hosts)
+        HOSTS.to_string()
     };
+    let hosts = with_lines(base, &extra);
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let resolv = if host_network {
+    let mut resolv = if host_network {
         host_resolv
     } else {
         container_resolv(&host_resolv)
     };
+    if !(c.dns.is_empty() && c.dns_search.is_empty() && c.dns_options.is_empty()) {
+        resolv = override_resolv(&resolv, &c.dns, &c.dns_search, &c.dns_options);
+    }
     for (name, text) in [
         ("hosts", hosts),
-        ("hostname", format!("{hostname}\n")),
+        ("hostname", format!("{}\n", c.hostname)),
         ("resolv.conf", resolv),
     ] {
         let p = dir.join(name);
@@ -155,8 +171,45 @@ fn container_resolv(host: &str) -> String {
     out
 }
 
+/// resolv.conf with `--dns` servers, `--dns-search` domains and `--dns-option`s in place of
+/// the base file's own.
+fn override_resolv(base: &str, dns: &[String], search: &[String], options: &[String]) -> String {
+    let mut out = String::new();
+    for line in base.lines() {
+        let key = line.split_whitespace().next().unwrap_or("");
+        let replaced = (key == "nameserver" && !dns.is_empty())
+            || ((key == "search" || key == "domain") && !search.is_empty())
+            || (key == "options" && !options.is_empty());
+        if !replaced {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    if !search.is_empty() {
+        out.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    for d in dns {
+        out.push_str(&format!("nameserver {d}\n"));
+    }
+    if !options.is_empty() {
+        out.push_str(&format!("options {}\n", options.join(" ")));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn dns_flags_replace_the_hosts_settings() {
+        let r = super::override_resolv(
+            "search lan\nnameserver 10.0.0.2\noptions ndots:2\n",
+            &["192.0.2.53".into()],
+            &[],
+            &["timeout:1".into()],
+        );
+        assert_eq!(r, "search lan\nnameserver 192.0.2.53\noptions timeout:1\n");
+    }
+
     #[test]
     fn loopback_resolvers_are_dropped() {
         let r = super::container_resolv("search lan\nnameserver 127.0.0.53\n");

@@ -21,13 +21,7 @@ fn networks_are_created_listed_inspected_and_removed_with_their_bridges() {
     let net = subnet(0);
     let id = e.ok(&["network", "create", "--subnet", &net, "--label", "tier=front", "front"]);
     assert_eq!(id.len(), 64);
-    let bridge = e.ok(&[
-        "network",
-        "inspect",
-        "-f",
-        "{{index .Options \"com.docker.network.bridge.name\"}}",
-        "front",
-    ]);
+    let bridge = e.bridge_of("front");
     assert!(bridge_exists(&bridge), "bridge {bridge} made");
     let gw = net.replace(".0/24", ".1");
     let addrs = std::fs::read_to_string("/proc/net/fib_trie").unwrap_or_default();
@@ -67,13 +61,7 @@ fn networks_are_created_listed_inspected_and_removed_with_their_bridges() {
     e.ok(&["network", "rm", "-f", "nosuch"]);
     // prune removes what no container uses.
     e.ok(&["network", "create", "--subnet", &subnet(2), "p1"]);
-    let b2 = e.ok(&[
-        "network",
-        "inspect",
-        "-f",
-        "{{index .Options \"com.docker.network.bridge.name\"}}",
-        "p1",
-    ]);
+    let b2 = e.bridge_of("p1");
     assert!(e.ok(&["network", "prune", "-f"]).contains("p1"));
     assert!(!bridge_exists(&b2));
     assert_eq!(e.ok(&["network", "ls", "-q"]), "");
@@ -188,36 +176,18 @@ fn containers_on_a_network_reach_each_other_by_name_across_restarts() {
         .contains("network nosuch not found"));
     assert!(e
         .fails(&["run", "--rm", "--ip", "10.1.2.3", "busybox", "true"], 125)
-        .contains("needs a user network"));
+        .contains("needs a user-defined network"));
     assert_eq!(e.ok(&["ps", "-aq"]).lines().count(), 2, "web and filler only");
     let ids: Vec<String> = ["web", "filler"].iter().map(|n| e.inspect(n, "{{.Id}}")).collect();
+    let net_id = e.ok(&["network", "inspect", "-f", "{{.Id}}", "app"]);
     e.ok(&["rm", "-f", "web", "filler"]);
     // The kernel deletes each veth pair with its container's network namespace, asynchronously.
     for id in &ids {
-        let veth = format!("lv{}", &id[..12]);
+        let veth = format!("lv{}{}", &id[..7], &net_id[..6]);
         e.eventually(10, &format!("veth {veth} to go"), || !bridge_exists(&veth));
     }
     e.ok(&["network", "rm", "app"]);
     e.assert_clean();
-}
-
-/// The nftables table whose rules name `bridge`, if any.
-fn nft_table_with(bridge: &str) -> Option<String> {
-    let out = std::process::Command::new("nft")
-        .args(["list", "ruleset"])
-        .output()
-        .expect("nft");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let mut table = None;
-    for line in text.lines() {
-        if let Some(t) = line.strip_prefix("table ip ") {
-            table = Some(t.trim_end_matches(" {").to_string());
-        }
-        if line.contains(bridge) {
-            return table;
-        }
-    }
-    None
 }
 
 #[test]
@@ -228,14 +198,8 @@ fn networks_are_isolated_and_internal_ones_have_no_way_out() {
     e.ok(&["network", "create", "--subnet", &s1, "one"]);
     e.ok(&["network", "create", "--subnet", &s2, "two"]);
     e.ok(&["network", "create", "--internal", "--subnet", &s3, "closed"]);
-    let bridge = e.ok(&[
-        "network",
-        "inspect",
-        "-f",
-        "{{index .Options \"com.docker.network.bridge.name\"}}",
-        "one",
-    ]);
-    let table = nft_table_with(&bridge).expect("the networks' rules are in an nftables table");
+    let bridge = e.bridge_of("one");
+    let table = common::nft_table_with(&bridge).expect("the networks' rules are in an nftables table");
     assert!(table.starts_with("lbox"), "a table of LockBox's own: {table}");
     e.ok(&[
         "run",
@@ -305,5 +269,173 @@ fn networks_are_isolated_and_internal_ones_have_no_way_out() {
         !String::from_utf8_lossy(&tables.stdout).contains(&table),
         "the table goes with the last network"
     );
+    e.assert_clean();
+}
+
+/// The ports of a bridge (its veths' host ends).
+fn bridge_ports(bridge: &str) -> Vec<String> {
+    std::fs::read_dir(format!("/sys/class/net/{bridge}/brif"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn many_runs_leave_nothing_behind_and_never_share_an_address() {
+    let e = Engine::new();
+    e.ok(&["network", "create", "--subnet", &subnet(30), "churn"]);
+    let bridge = e.bridge_of("churn");
+    // 200 start/stop cycles, each with an address, a veth pair and a published port.
+    for i in 0..200 {
+        let o = e.lbox(&[
+            "run",
+            "--rm",
+            "--network",
+            "churn",
+            "-p",
+            "127.0.0.1::80",
+            "busybox",
+            "true",
+        ]);
+        assert!(o.status.success(), "cycle {i}: {}", stderr(&o));
+    }
+    // 50 at once: every address different.
+    let cmds: Vec<std::process::Command> = (0..50)
+        .map(|_| e.cmd(&["run", "-d", "--network", "churn", "-p", "80", "busybox", "sleep", "60"]))
+        .collect();
+    let ids: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = cmds
+            .into_iter()
+            .map(|mut c| {
+                s.spawn(move || {
+                    let o = c.output().expect("run");
+                    assert!(o.status.success(), "{}", stderr(&o));
+                    common::stdout(&o).trim().to_string()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("thread")).collect()
+    });
+    e.all_ids();
+    let mut addrs: Vec<String> = ids
+        .iter()
+        .map(|id| e.inspect(id, "{{.NetworkSettings.IPAddress}}"))
+        .collect();
+    let mut ports: Vec<String> = ids.iter().map(|id| e.ok(&["port", id, "80"])).collect();
+    addrs.sort();
+    addrs.dedup();
+    ports.sort();
+    ports.dedup();
+    assert_eq!(addrs.len(), 50, "50 different addresses: {addrs:?}");
+    assert_eq!(ports.len(), 50, "50 different host ports: {ports:?}");
+    assert_eq!(bridge_ports(&bridge).len(), 50, "one veth each");
+    let mut rm = vec!["rm", "-f"];
+    rm.extend(ids.iter().map(String::as_str));
+    e.ok(&rm);
+    // Nothing left: no lease (the network can go), no veth on the bridge (each went with its
+    // network namespace), no DNAT rule.
+    e.eventually(10, "the veths to go with their namespaces", || {
+        bridge_ports(&bridge).is_empty()
+    });
+    let table = common::nft_table_with(&bridge).expect("the engine's table");
+    let rules = common::nft_table_text(&table);
+    assert!(!rules.contains("dnat to"), "DNAT rules left: {rules}");
+    e.ok(&["network", "rm", "churn"]);
+    e.assert_clean();
+}
+
+#[test]
+fn containers_are_connected_to_and_disconnected_from_networks() {
+    let e = Engine::new();
+    let (front, back, third) = (subnet(40), subnet(41), subnet(42));
+    let base = |s: &str| s.trim_end_matches(".0/24").to_string();
+    for (s, n) in [(&front, "front"), (&back, "back"), (&third, "third")] {
+        e.ok(&["network", "create", "--subnet", s, n]);
+    }
+    let serve = "mkdir -p /w && echo hi-web > /w/index.html && exec httpd -f -p 80 -h /w";
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "front",
+        "busybox",
+        "sh",
+        "-c",
+        serve,
+    ]);
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "db",
+        "--network",
+        "back",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let fetch = |target: &str| {
+        e.lbox(&[
+            "exec",
+            "db",
+            "sh",
+            "-c",
+            &format!("for i in 1 2 3 4 5; do wget -qO- http://{target}/ && exit 0; sleep 0.2; done; exit 1"),
+        ])
+    };
+    // Not on back yet: db cannot resolve web.
+    assert!(!fetch("web").status.success(), "web is not on back yet");
+    e.ok(&["network", "connect", "--alias", "site", "back", "web"]);
+    let addrs = e.ok(&["exec", "web", "ip", "-4", "-o", "addr"]);
+    assert!(addrs.contains(&format!("eth1    inet {}.", base(&back))), "{addrs}");
+    for name in ["web", "site"] {
+        let o = fetch(name);
+        assert_eq!(common::stdout(&o), "hi-web\n", "db reaches {name}: {}", stderr(&o));
+    }
+    assert_eq!(
+        e.inspect("web", "{{json .NetworkSettings.Networks.back.Aliases}}"),
+        "[\"site\"]"
+    );
+    assert_eq!(
+        e.ok(&["ps", "-f", "name=web", "--format", "{{.Networks}}"]),
+        "front,back"
+    );
+    let err = e.fails(&["network", "connect", "back", "web"], 125);
+    assert!(err.contains("already connected"), "{err}");
+    // Disconnected: the interface, the name and the lease go.
+    e.ok(&["network", "disconnect", "back", "web"]);
+    let addrs = e.ok(&["exec", "web", "ip", "-4", "-o", "addr"]);
+    assert!(!addrs.contains("eth1"), "{addrs}");
+    assert!(!e.ok(&["exec", "db", "cat", "/etc/hosts"]).contains("web"));
+    let err = e.fails(&["network", "disconnect", "back", "web"], 125);
+    assert!(err.contains("not connected"), "{err}");
+    // A stopped container joins at its next start, with the address asked for.
+    let want = format!("{}.50", base(&third));
+    e.ok(&[
+        "create",
+        "--name",
+        "later",
+        "--network",
+        "front",
+        "busybox",
+        "ip",
+        "-4",
+        "-o",
+        "addr",
+    ]);
+    e.ok(&["network", "connect", "--ip", &want, "third", "later"]);
+    let out = e.ok(&["start", "-a", "later"]);
+    assert!(out.contains(&format!("eth1    inet {want}/24")), "{out}");
+    let err = e.fails(&["network", "connect", "front", "--ip", "10.1.1.1", "db"], 125);
+    assert!(err.contains("not in network front"), "{err}");
+    e.ok(&["rm", "-f", "web", "db", "later"]);
+    for n in ["front", "back", "third"] {
+        e.ok(&["network", "rm", n]);
+    }
     e.assert_clean();
 }

@@ -20,6 +20,12 @@ pub enum Error {
     Exhausted { network: String, subnet: String },
     #[error("address {address} is already in use on network {network}")]
     AddressInUse { address: String, network: String },
+    #[error("host port {addr}/{proto} is already in use (asked for container port {container_port}); choose another with -p HOST_PORT:{container_port}, or stop what holds it")]
+    PortInUse {
+        addr: String,
+        proto: String,
+        container_port: u16,
+    },
     #[error("netlink: {what}: {msg}")]
     Netlink { what: String, msg: String },
     #[error("{what}: {source}")]

@@ -271,6 +271,15 @@ pub fn release(c: &Connection, container: &str) -> Result<()> {
     Ok(())
 }
 
+/// Give back the container's address on one network.
+pub fn release_on(c: &Connection, container: &str, network_id: &str) -> Result<()> {
+    c.execute(
+        "DELETE FROM leases WHERE container = ?1 AND network = ?2",
+        [container, network_id],
+    )?;
+    Ok(())
+}
+
 /// The container's leases: (network ID, address).
 pub fn leases_of(c: &Connection, container: &str) -> Result<Vec<(String, Ipv4Addr)>> {
     let mut st = c.prepare_cached("SELECT network, address FROM leases WHERE container = ?1 ORDER BY network")?;

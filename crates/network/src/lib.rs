@@ -6,6 +6,7 @@ pub mod error;
 pub mod ipam;
 pub mod link;
 pub mod nft;
+pub mod ports;
 pub mod subnet;
 
 pub use error::{Error, Result};

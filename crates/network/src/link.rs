@@ -59,16 +59,22 @@ impl Netlink {
         self.rt.block_on(f)
     }
 
-    /// The interface index of `name`, if there is such a link.
-    pub fn index(&self, name: &str) -> Result<Option<u32>> {
+    /// The interface index of `name` and whether it is up, if there is such a link.
+    fn lookup(&self, name: &str) -> Result<Option<(u32, bool)>> {
+        use rtnetlink::packet_route::link::LinkFlags;
         self.block(async {
             let mut links = self.handle.link().get().match_name(name.to_string()).execute();
             match links.try_next().await {
-                Ok(l) => Ok(l.map(|l| l.header.index)),
+                Ok(l) => Ok(l.map(|l| (l.header.index, l.header.flags.contains(LinkFlags::Up)))),
                 Err(e) if errno(&e) == Some(ENODEV) => Ok(None),
                 Err(e) => Err(nl(format!("look up link {name}"))(e)),
             }
         })
+    }
+
+    /// The interface index of `name`, if there is such a link.
+    pub fn index(&self, name: &str) -> Result<Option<u32>> {
+        Ok(self.lookup(name)?.map(|(i, _)| i))
     }
 
     fn must_index(&self, name: &str) -> Result<u32> {
@@ -78,9 +84,14 @@ impl Netlink {
         })
     }
 
-    /// Make the bridge if it is missing, give it the gateway address, and bring it up.
+    /// Make the bridge if it is missing, give it the gateway address, and bring it up. A bridge
+    /// that is there and up is taken as it is (one lookup: this runs at every container start).
     pub fn ensure_bridge(&self, name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<()> {
-        if self.index(name)?.is_none() {
+        let found = self.lookup(name)?;
+        if found.is_some_and(|(_, up)| up) {
+            return Ok(());
+        }
+        if found.is_none() {
             let made = self.block(self.handle.link().add(LinkBridge::new(name).build()).execute());
             match made {
                 Ok(()) => {}
@@ -163,6 +174,19 @@ impl Netlink {
         }
         Ok(())
     }
+}
+
+/// Let a bridge carry traffic from the host's loopback (published ports on 127.0.0.1 are DNAT
+/// rules; network::nft drops every other loopback-addressed packet arriving on a bridge).
+pub fn route_localnet(bridge: &str) -> Result<()> {
+    let knob = format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet");
+    if std::fs::read_to_string(&knob).is_ok_and(|v| v.trim() == "1") {
+        return Ok(());
+    }
+    std::fs::write(&knob, "1").map_err(|e| Error::Io {
+        what: format!("set {knob}"),
+        source: e,
+    })
 }
 
 /// Run `f` with a netlink connection inside the network namespace `netns` (on a thread of its

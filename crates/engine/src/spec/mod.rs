@@ -34,6 +34,9 @@ pub struct Inputs<'a> {
     pub rootfs: &'a Path,
     /// The host's init program, for `--init` containers.
     pub init: Option<&'a Path>,
+    /// `--network container:OTHER`: OTHER's network namespace, and the directory of its hosts
+    /// and resolv.conf (which this container shares).
+    pub join_net: Option<(PathBuf, &'a Path)>,
 }
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -104,9 +107,13 @@ pub fn build(i: &Inputs) -> Result<Value> {
         ("hostname", "/etc/hostname"),
         ("resolv.conf", "/etc/resolv.conf"),
     ] {
+        let dir = match &i.join_net {
+            Some((_, other)) if name != "hostname" => *other,
+            _ => i.etc_dir,
+        };
         mounts.push(json!({
             "destination": file, "type": "bind",
-            "source": i.etc_dir.join(name), "options": ["rbind", "rprivate"],
+            "source": dir.join(name), "options": ["rbind", "rprivate"],
         }));
     }
     for m in i.mounts {
@@ -121,8 +128,10 @@ pub fn build(i: &Inputs) -> Result<Value> {
         json!({"type": "mount"}),
         json!({"type": "cgroup"}),
     ];
-    if c.network != "host" {
-        namespaces.push(json!({"type": "network"}));
+    match &i.join_net {
+        Some((netns, _)) => namespaces.push(json!({"type": "network", "path": netns})),
+        None if c.network != "host" => namespaces.push(json!({"type": "network"})),
+        None => {}
     }
     let mut resources = json!({"devices": [{"allow": c.privileged, "access": "rwm"}]});
     if let Some(m) = c.resources.memory {
@@ -214,6 +223,7 @@ mod tests {
             config: c,
             user: u,
             etc_dir: Path::new("/c"),
+            join_net: None,
             mounts: &[],
             rootfs: Path::new("rootfs"),
             init: None,

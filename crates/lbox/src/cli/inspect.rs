@@ -32,7 +32,7 @@ fn network_settings(e: &Engine, c: &Container) -> Value {
             "IPAddress": ip,
             "IPPrefixLen": net.map_or(0, |n| n.subnet.prefix_len()),
             "Gateway": net.filter(|n| !n.internal).map_or(String::new(), |n| n.gateway.to_string()),
-            "Aliases": c.config.network_aliases,
+            "Aliases": net.map(|n| engine::nethosts::aliases_on(c, &n.name)).unwrap_or_default(),
         })
     };
     match addrs.first() {
@@ -46,11 +46,42 @@ fn network_settings(e: &Engine, c: &Container) -> Value {
         }
     }
     let first = addrs.first();
+    // Docker's Ports: every exposed port, with its host bindings (null when unpublished).
+    let bound = engine::netconnect::bindings(e, &c.id).unwrap_or_default();
+    let mut ports = serde_json::Map::new();
+    for p in &c.config.exposed_ports {
+        let hosts: Vec<Value> = bound
+            .iter()
+            .filter(|b| b.port_key() == *p)
+            .map(|b| json!({"HostIp": b.host_ip.to_string(), "HostPort": b.host_port.to_string()}))
+            .collect();
+        ports.insert(p.clone(), if hosts.is_empty() { Value::Null } else { json!(hosts) });
+    }
     json!({
+        "Ports": ports,
         "Networks": networks,
         "IPAddress": first.map_or(String::new(), |(_, ip)| ip.to_string()),
         "Gateway": first.filter(|(n, _)| !n.internal).map_or(String::new(), |(n, _)| n.gateway.to_string()),
     })
+}
+
+/// Docker's HostConfig.PortBindings: what -p asked for ("" for any address or port).
+fn port_bindings(specs: &[network::ports::PortSpec]) -> Value {
+    let mut out = serde_json::Map::new();
+    for s in specs {
+        let key = s.port_key();
+        let entry = json!({
+            "HostIp": s.host_ip.map_or(String::new(), |ip| ip.to_string()),
+            "HostPort": if s.host_port == 0 { String::new() } else { s.host_port.to_string() },
+        });
+        match out.get_mut(&key).and_then(Value::as_array_mut) {
+            Some(list) => list.push(entry),
+            None => {
+                out.insert(key, json!([entry]));
+            }
+        }
+    }
+    Value::Object(out)
 }
 
 pub fn container_json(e: &Engine, c: &Container) -> Value {
@@ -145,6 +176,12 @@ pub fn container_json(e: &Engine, c: &Container) -> Value {
             "CapDrop": cfg.cap_drop,
             "SecurityOpt": if cfg.no_new_privileges { json!(["no-new-privileges"]) } else { Value::Null },
             "NetworkMode": cfg.network,
+            "PortBindings": port_bindings(&cfg.ports),
+            "PublishAllPorts": cfg.publish_all,
+            "ExtraHosts": cfg.extra_hosts.iter().map(|(n, ip)| format!("{n}:{ip}")).collect::<Vec<_>>(),
+            "Dns": cfg.dns,
+            "DnsSearch": cfg.dns_search,
+            "DnsOptions": cfg.dns_options,
             "Runtime": cfg.runtime.as_ref().map_or("lbox".to_string(), |r| r.display().to_string()),
             "Init": cfg.init,
         },

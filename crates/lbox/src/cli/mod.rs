@@ -11,6 +11,7 @@ mod login;
 mod logs;
 mod network;
 mod output;
+mod port;
 mod progress;
 mod ps;
 mod run_flags;
@@ -90,6 +91,8 @@ pub enum Command {
     Top(exec::TopArgs),
     /// Show containers' resource usage.
     Stats(exec::StatsArgs),
+    /// List a container's published ports.
+    Port(port::PortArgs),
     /// Copy files between a container and the host.
     Cp(cp::CpArgs),
     /// Print a shell completion script (bash, zsh or fish).
@@ -174,6 +177,7 @@ pub enum ContainerCommand {
     Attach(attach::AttachArgs),
     Top(exec::TopArgs),
     Stats(exec::StatsArgs),
+    Port(port::PortArgs),
     Cp(cp::CpArgs),
 }
 
@@ -251,6 +255,7 @@ fn container(root: &std::path::Path, c: ContainerCommand) -> Result<i32> {
         ContainerCommand::Attach(a) => attach::attach(root, a),
         ContainerCommand::Top(a) => exec::top(root, a),
         ContainerCommand::Stats(a) => exec::stats(root, a),
+        ContainerCommand::Port(a) => port::port(root, a),
         ContainerCommand::Cp(a) => cp::cp(root, a),
     }
 }
@@ -276,6 +281,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Attach(a) => attach::attach(&root, a),
         Command::Top(a) => exec::top(&root, a),
         Command::Stats(a) => exec::stats(&root, a),
+        Command::Port(a) => port::port(&root, a),
         Command::Cp(a) => cp::cp(&root, a),
         Command::Completion { shell } => {
             use clap::CommandFactory;

@@ -1,4 +1,4 @@
-//! `lbox network …`: user bridge networks (create, ls, inspect, rm, prune).
+//! `lbox network …`: bridge networks (create, ls, inspect, rm, prune, connect, disconnect).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -26,6 +26,31 @@ pub enum NetworkCommand {
     Rm(RmArgs),
     /// Remove every network no container uses.
     Prune(PruneArgs),
+    /// Connect a container to a network (at once if it runs).
+    Connect(ConnectArgs),
+    /// Disconnect a container from a network.
+    Disconnect(DisconnectArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ConnectArgs {
+    pub network: String,
+    pub container: String,
+    /// IPv4 address on the network.
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// Another name the network's other containers know this one by.
+    #[arg(long)]
+    pub alias: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DisconnectArgs {
+    pub network: String,
+    pub container: String,
+    /// Accepted for Docker compatibility.
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug)]
@@ -142,6 +167,16 @@ pub fn main(root: &Path, c: NetworkCommand) -> Result<i32> {
                 }
                 print_table(&mut t);
             })?;
+            Ok(0)
+        }
+        NetworkCommand::Connect(a) => {
+            let ct = e.find(&a.container)?;
+            engine::netconnect::connect(&e, &ct, &a.network, a.ip, a.alias)?;
+            Ok(0)
+        }
+        NetworkCommand::Disconnect(a) => {
+            let ct = e.find(&a.container)?;
+            engine::netconnect::disconnect(&e, &ct, &a.network)?;
             Ok(0)
         }
         NetworkCommand::Inspect(a) => {

@@ -100,7 +100,7 @@ fn labels_text(c: &Container) -> String {
 }
 
 /// The fields a --format template can use (Docker's names).
-pub fn row(c: &Container, trunc: bool) -> Value {
+pub fn row(c: &Container, trunc: bool, ports: &str) -> Value {
     json!({
         "ID": if trunc { c.short_id().to_string() } else { c.id.clone() },
         "Image": c.config.image,
@@ -109,13 +109,36 @@ pub fn row(c: &Container, trunc: bool) -> Value {
         "RunningFor": format!("{} ago", human_duration(secs(engine::time::now_ns()) - secs(c.created))),
         "Status": status_text(c),
         "State": c.state.as_str(),
-        "Ports": "",
+        "Ports": ports,
         "Names": c.name,
         "Labels": labels_text(c),
         "Mounts": c.config.mounts.iter().map(|m| if m.source.is_empty() { m.target.clone() } else { m.source.clone() }).collect::<Vec<_>>().join(","),
-        "Networks": c.config.network,
+        "Networks": match c.config.endpoints() {
+            eps if eps.is_empty() => c.config.network.clone(),
+            eps => eps.iter().map(|ep| ep.name.as_str()).collect::<Vec<_>>().join(","),
+        },
         "ExitCode": c.exit_code,
     })
+}
+
+/// Docker's PORTS column: published ports as `0.0.0.0:8080->80/tcp`, the others exposed as
+/// `80/tcp`.
+fn ports_text(e: &engine::Engine, c: &Container) -> String {
+    let bound = if c.state.is_active() {
+        engine::netconnect::bindings(e, &c.id).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let mut out: Vec<String> = bound
+        .iter()
+        .map(|b| format!("{}:{}->{}/{}", b.host_ip, b.host_port, b.container_port, b.proto))
+        .collect();
+    for p in &c.config.exposed_ports {
+        if !bound.iter().any(|b| b.port_key() == *p) {
+            out.push(p.clone());
+        }
+    }
+    out.join(", ")
 }
 
 fn matches(c: &Container, filters: &[(String, String)]) -> Result<bool> {
@@ -200,7 +223,8 @@ pub fn ps(root: &Path, a: PsArgs) -> Result<i32> {
         return Ok(0);
     }
     let trunc = !a.no_trunc;
-    let rows: Vec<Value> = kept.iter().map(|c| row(c, trunc)).collect();
+    let ports: Vec<String> = kept.iter().map(|c| ports_text(&e, c)).collect();
+    let rows: Vec<Value> = kept.iter().zip(&ports).map(|(c, p)| row(c, trunc, p)).collect();
     super::template::print_rows(a.format.as_deref(), &rows, |rows| {
         let mut t = table(&[
             "CONTAINER ID",
@@ -218,7 +242,7 @@ pub fn ps(root: &Path, a: PsArgs) -> Result<i32> {
                 command_text(c, trunc),
                 output::ago(secs(c.created)),
                 status_text(c),
-                String::new(),
+                r["Ports"].as_str().unwrap_or("").to_string(),
                 c.name.clone(),
             ]);
         }

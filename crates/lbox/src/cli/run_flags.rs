@@ -103,9 +103,30 @@ pub struct CreateFlags {
     /// Set metadata (KEY=VALUE).
     #[arg(short = 'l', long = "label")]
     pub label: Vec<String>,
-    /// Network: none, host, or a network made with `lbox network create`.
+    /// Network: bridge (the default), none, host, or a network made with `lbox network create`.
     #[arg(long = "network", alias = "net")]
     pub network: Option<String>,
+    /// Publish a container's port on the host: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|/udp].
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
+    /// Publish every exposed port on a free host port.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Expose a port or a range of ports (PORT[/PROTO]), for -P.
+    #[arg(long)]
+    pub expose: Vec<String>,
+    /// Add a line to /etc/hosts: NAME:IP (IP may be host-gateway).
+    #[arg(long = "add-host")]
+    pub add_host: Vec<String>,
+    /// Use this DNS server.
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// Use this DNS search domain.
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// Set a resolv.conf option.
+    #[arg(long = "dns-option", alias = "dns-opt")]
+    pub dns_option: Vec<String>,
     /// IPv4 address on the network.
     #[arg(long)]
     pub ip: Option<String>,
@@ -171,6 +192,13 @@ impl CreateFlags {
             network: self.network.clone(),
             ip: self.ip.clone(),
             network_aliases: self.network_alias.clone(),
+            publish: self.publish.clone(),
+            publish_all: self.publish_all,
+            expose: self.expose.clone(),
+            add_hosts: self.add_host.clone(),
+            dns: self.dns.clone(),
+            dns_search: self.dns_search.clone(),
+            dns_options: self.dns_option.clone(),
             runtime: self.runtime.clone(),
             log_opts: self.log_opt.clone(),
         }

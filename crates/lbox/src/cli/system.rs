@@ -20,6 +20,15 @@ pub enum SystemCommand {
     Df,
     /// Show system-wide information.
     Info,
+    /// Remove every container, image, volume and network (the default one too) of this root.
+    Reset(SystemResetArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SystemResetArgs {
+    /// Do not prompt (LockBox never prompts; accepted for podman compatibility).
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug)]
@@ -101,7 +110,33 @@ pub fn system(root: &Path, c: SystemCommand) -> Result<i32> {
         SystemCommand::Prune(a) => system_prune(root, a),
         SystemCommand::Df => df(root),
         SystemCommand::Info => info(root),
+        SystemCommand::Reset(_) => reset(root),
     }
+}
+
+/// podman's `system reset`: back to an empty root (containers are stopped and removed with
+/// their volumes, then networks, volumes and images go).
+fn reset(root: &Path) -> Result<i32> {
+    let e = open(root)?;
+    let mut failed = Vec::new();
+    for ct in e.containers()? {
+        if let Err(err) = engine::remove::remove(&e, &ct, true, true) {
+            failed.push(format!("container {}: {err}", ct.name));
+        }
+    }
+    if let Err(err) = engine::networks::remove_all(&e) {
+        failed.push(format!("networks: {err}"));
+    }
+    if let Err(err) = volumes::prune(&e, true) {
+        failed.push(format!("volumes: {err}"));
+    }
+    if let Err(err) = e.images().and_then(|i| Ok(i.prune(true, &[])?)) {
+        failed.push(format!("images: {err}"));
+    }
+    if !failed.is_empty() {
+        bail!("system reset left some things behind:\n  {}", failed.join("\n  "));
+    }
+    Ok(0)
 }
 
 fn system_prune(root: &Path, a: SystemPruneArgs) -> Result<i32> {

@@ -1,5 +1,6 @@
 //! The small part of Go's text/template that Docker users pass to --format: `{{.Field}}`,
-//! `{{.A.B}}`, `{{json .X}}`, `{{index .Map "key"}}` (keys with dots, list positions), `{{.}}`,
+//! `{{.A.B}}`, `{{json .X}}`, `{{index .Map "key"}}` (keys with dots, list positions, nested and
+//! parenthesised as in `{{(index .M "k" 0).Field}}`), `{{.}}`,
 //! and `table` for a header row. Fields are looked up in the object's JSON form.
 
 use anyhow::{bail, Result};
@@ -38,19 +39,7 @@ impl Template {
                 Some(e) => (true, e.trim()),
                 None => (false, inner),
             };
-            let (expr, keys) = match expr.strip_prefix("index ") {
-                Some(e) => index_args(&src, e.trim())?,
-                None => (expr, Vec::new()),
-            };
-            if !expr.starts_with('.') {
-                bail!("invalid --format {src:?}: {inner:?} is not a field (write {{{{.Name}}}})");
-            }
-            let mut path: Vec<String> = expr[1..]
-                .split('.')
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect();
-            path.extend(keys);
+            let path = expr_path(&src, expr)?;
             parts.push(Part::Field { path, json });
             rest = &rest[open + close + 2..];
         }
@@ -98,9 +87,64 @@ impl Template {
     }
 }
 
-/// `.Field "key" 2 …` of an `index` call: the field, then its keys in order.
-fn index_args<'a>(src: &str, args: &'a str) -> Result<(&'a str, Vec<String>)> {
-    let (field, mut rest) = args.split_once(char::is_whitespace).unwrap_or((args, ""));
+/// The lookup path of an expression: `.A.B`, `index X "key" 2 …`, or `(EXPR).A.B` (as in
+/// Docker's `{{(index (index .NetworkSettings.Ports "80/tcp") 0).HostPort}}`).
+fn expr_path(src: &str, expr: &str) -> Result<Vec<String>> {
+    let expr = expr.trim();
+    if let Some(args) = expr.strip_prefix("index ") {
+        let (first, rest) = split_operand(src, args.trim())?;
+        let mut path = expr_path(src, first)?;
+        path.extend(index_keys(src, rest)?);
+        return Ok(path);
+    }
+    if expr.starts_with('(') {
+        let (group, rest) = split_operand(src, expr)?;
+        let mut path = expr_path(src, group)?;
+        if !rest.trim().is_empty() {
+            path.extend(field_path(src, rest.trim())?);
+        }
+        return Ok(path);
+    }
+    field_path(src, expr)
+}
+
+fn field_path(src: &str, expr: &str) -> Result<Vec<String>> {
+    if !expr.starts_with('.') || expr.contains(char::is_whitespace) {
+        bail!("invalid --format {src:?}: {expr:?} is not a field (write {{{{.Name}}}})");
+    }
+    Ok(expr[1..]
+        .split('.')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect())
+}
+
+/// The first operand of `s` (a parenthesised group, without its parentheses, or a field) and
+/// what follows it.
+fn split_operand<'a>(src: &str, s: &'a str) -> Result<(&'a str, &'a str)> {
+    if let Some(inner) = s.strip_prefix('(') {
+        let mut depth = 1;
+        let mut in_str = false;
+        for (i, c) in inner.char_indices() {
+            match c {
+                '"' => in_str = !in_str,
+                '(' if !in_str => depth += 1,
+                ')' if !in_str => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Ok((&inner[..i], &inner[i + 1..]));
+                    }
+                }
+                _ => {}
+            }
+        }
+        bail!("invalid --format {src:?}: unbalanced parentheses");
+    }
+    Ok(s.split_once(char::is_whitespace).unwrap_or((s, "")))
+}
+
+/// The keys of an `index` call after its first operand: quoted keys or list positions.
+fn index_keys(src: &str, mut rest: &str) -> Result<Vec<String>> {
     let mut keys = Vec::new();
     loop {
         rest = rest.trim_start();
@@ -125,7 +169,7 @@ fn index_args<'a>(src: &str, args: &'a str) -> Result<(&'a str, Vec<String>)> {
     if keys.is_empty() {
         bail!("invalid --format {src:?}: index needs a key, as in {{{{index .Labels \"key\"}}}}");
     }
-    Ok((field, keys))
+    Ok(keys)
 }
 
 fn header_name(field: &str) -> String {
@@ -210,5 +254,9 @@ mod tests {
         assert_eq!(t.header(), "CONTAINER ID\tNAMES");
         assert!(Template::parse("{{.Name").is_err());
         assert!(Template::parse("{{Name}}").is_err());
+        let p = Template::parse(r#"{{(index (index .P "80/tcp") 0).HostPort}}"#).expect("nested");
+        let v = serde_json::json!({"P": {"80/tcp": [{"HostPort": "8080"}]}});
+        assert_eq!(p.render(&v), "8080");
+        assert!(Template::parse(r#"{{(index .P "x"}}"#).is_err());
     }
 }

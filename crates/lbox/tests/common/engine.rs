@@ -152,6 +152,17 @@ impl Engine {
         ids
     }
 
+    /// The bridge device of a network.
+    pub fn bridge_of(&self, network: &str) -> String {
+        self.ok(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{index .Options \"com.docker.network.bridge.name\"}}",
+            network,
+        ])
+    }
+
     pub fn inspect(&self, name: &str, fmt: &str) -> String {
         self.ok(&["inspect", "-f", fmt, name])
     }
@@ -204,8 +215,8 @@ impl Drop for Engine {
         for id in ids.lines() {
             let _ = self.cmd(&["rm", "-f", "-v", id]).output();
         }
-        // Networks own bridges in the host's namespace: never leave them.
-        let _ = self.cmd(&["network", "prune", "-f"]).output();
+        // Networks own bridges and nftables tables in the host's namespace: never leave them.
+        let _ = self.cmd(&["system", "reset", "-f"]).output();
         // A failed test may leave mounts: never delete through them.
         for _ in 0..3 {
             if super::mounts_under(&self.root()) == 0 {

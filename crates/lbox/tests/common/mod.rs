@@ -146,6 +146,34 @@ pub fn find_named(dir: &Path, name: &str, depth: u32, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// The nftables table whose rules name `bridge`, if any.
+pub fn nft_table_with(bridge: &str) -> Option<String> {
+    let out = std::process::Command::new("nft")
+        .args(["list", "ruleset"])
+        .output()
+        .expect("nft");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut table = None;
+    for line in text.lines() {
+        if let Some(t) = line.strip_prefix("table ip ") {
+            table = Some(t.trim_end_matches(" {").to_string());
+        }
+        if line.contains(bridge) {
+            return table;
+        }
+    }
+    None
+}
+
+/// The rules of an nftables table (empty when there is no such table).
+pub fn nft_table_text(table: &str) -> String {
+    let out = Command::new("nft")
+        .args(["list", "table", "ip", table])
+        .output()
+        .expect("nft");
+    stdout(&out)
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
