@@ -2,7 +2,8 @@
 # The main job, as far as LockBox goes today: build lbox, make a busybox bundle offline and run it
 # through lbox-runc; import it as an image, push it to a local registry, pull it back and run it as
 # containers with lbox run (foreground and detached), one serving on a published port to the host
-# and by name to another container on a user network. Needs root on Debian 12.
+# and by name to another container on a user network; then builds examples/web from its app.lbox,
+# runs it with a published port, and rebuilds it from the cache. Needs root on Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pkgs=(busybox-static libseccomp-dev pkg-config docker-registry nftables iproute2)
@@ -82,5 +83,15 @@ echo "host -> 127.0.0.1:$hport: $(python3 -c "import urllib.request; print(urlli
 lb run --rm --network demo-net "localhost:$port/demo/busybox:1" sh -c 'echo "client -> site: $(wget -qO- http://site/)"'
 lb rm -f site
 lb network rm demo-net
+echo "== lbox build: examples/web (app.lbox), run it with -p, rebuild from the cache"
+lb tag "localhost:$port/demo/busybox:1" busybox
+lb build -t web examples/web
+wport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+lb run -d --name web -p "127.0.0.1:$wport:8080" web
+for _ in $(seq 50); do (echo >/dev/tcp/127.0.0.1/"$wport") 2>/dev/null && break; sleep 0.1; done
+echo "host -> web: $(python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$wport/cgi-bin/hello').read().decode().strip())")"
+lb build -t web examples/web | grep -c CACHED | sed 's/^/cached steps on rebuild: /'
+lb build -q -f examples/web/Dockerfile -t web-docker examples/web | sed 's/^/the Dockerfile gives the same image: /'
+lb rm -f web
 find /sys/fs/cgroup -maxdepth 6 -type d -name lbox-demo -exec rmdir {} + 2>/dev/null || true
 echo "done"

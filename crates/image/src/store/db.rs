@@ -37,10 +37,15 @@ CREATE TABLE IF NOT EXISTS image_layers (
 );
 CREATE INDEX IF NOT EXISTS image_layers_chain ON image_layers(chain_id);
 CREATE INDEX IF NOT EXISTS tags_image ON tags(image_id);
+CREATE TABLE IF NOT EXISTS build_cache (
+    key TEXT PRIMARY KEY,
+    image_id TEXT NOT NULL REFERENCES images(id)
+);
+CREATE INDEX IF NOT EXISTS build_cache_image ON build_cache(image_id);
 ";
 
 /// Bump when SCHEMA changes (it is applied only to files below this version).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 pub fn open(path: &Path) -> Result<Connection> {
     Ok(crate::sqlite::open(path, SCHEMA, SCHEMA_VERSION)?)
@@ -299,6 +304,7 @@ impl Store {
         let db = self.db();
         let tx = db.unchecked_transaction()?;
         tx.execute("DELETE FROM tags WHERE image_id = ?1", [id.to_string()])?;
+        tx.execute("DELETE FROM build_cache WHERE image_id = ?1", [id.to_string()])?;
         tx.execute("DELETE FROM image_layers WHERE image_id = ?1", [id.to_string()])?;
         tx.execute("DELETE FROM images WHERE id = ?1", [id.to_string()])?;
         tx.commit()?;

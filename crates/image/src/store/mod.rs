@@ -9,6 +9,7 @@
 //! that is not in place, because rows are written last, in one transaction.
 
 mod blobs;
+mod cache;
 mod db;
 mod layers;
 mod lock;

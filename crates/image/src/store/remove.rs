@@ -49,8 +49,10 @@ impl Store {
     pub fn prune(&self, all: bool, keep: &[Digest]) -> Result<(Vec<Digest>, u64)> {
         let mut removed = Vec::new();
         let mut freed = 0;
+        // The build cache's images are not dangling: only `-a` removes them.
+        let cached = if all { Vec::new() } else { self.cached_images()? };
         for img in self.images()? {
-            if (all || img.tags.is_empty()) && !keep.contains(&img.id) {
+            if (all || img.tags.is_empty()) && !keep.contains(&img.id) && !cached.contains(&img.id) {
                 freed += img.size;
                 self.delete(&img.id)?;
                 removed.push(img.id);

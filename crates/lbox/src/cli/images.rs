@@ -42,7 +42,7 @@ pub struct PushArgs {
 pub struct ImagesArgs {
     /// Only images of this repository[:tag].
     pub reference: Option<String>,
-    /// Show all images (LockBox keeps no intermediate images, so this is the default list).
+    /// Show all images, the build cache's intermediate ones included.
     #[arg(short, long)]
     pub all: bool,
     /// Only IDs.
@@ -222,10 +222,15 @@ struct Row {
     size: u64,
 }
 
-fn rows(store: &Store, filter: Option<&str>) -> Result<Vec<Row>> {
+fn rows(store: &Store, filter: Option<&str>, all: bool) -> Result<Vec<Row>> {
     let filter = filter.map(parse_ref).transpose()?;
     let mut out = Vec::new();
+    // The build cache's untagged images are intermediate steps: shown with -a only, as Docker does.
+    let hidden = if all { Vec::new() } else { store.cached_images()? };
     for img in store.images()? {
+        if img.tags.is_empty() && hidden.contains(&img.id) {
+            continue;
+        }
         let created = img.created.as_deref().and_then(output::parse_time).unwrap_or(img.added);
         let digest_for = |name: &str| {
             img.repo_digests
@@ -286,7 +291,7 @@ pub fn list(root: &Path, a: ImagesArgs) -> Result<i32> {
         .reference
         .as_deref()
         .is_some_and(|s| s.rsplit('/').next().is_some_and(|l| l.contains(':')));
-    let mut rows = rows(&store, a.reference.as_deref())?;
+    let mut rows = rows(&store, a.reference.as_deref(), a.all)?;
     if explicit_tag {
         if let Some(want) = a.reference.as_deref().map(parse_ref).transpose()? {
             rows.retain(|r| Some(&r.tag) == want.tag.as_ref());

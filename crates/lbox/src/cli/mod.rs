@@ -2,6 +2,7 @@
 //! exits: there is no daemon. Errors print as one line, `lbox: …`, and exit 125 as Docker's do.
 
 mod attach;
+mod build;
 mod containers;
 mod cp;
 mod exec;
@@ -114,6 +115,8 @@ pub enum Command {
     System(system::SystemCommand),
     /// Show system-wide information.
     Info,
+    /// Build an image from an app.lbox, Dockerfile or boxfile.toml.
+    Build(build::BuildArgs),
     /// Download an image from a registry.
     Pull(images::PullArgs),
     /// Upload an image to a registry.
@@ -195,6 +198,8 @@ pub enum ImageCommand {
     Ls(images::ImagesArgs),
     /// Remove images.
     Rm(images::RmiArgs),
+    /// Build an image.
+    Build(build::BuildArgs),
     /// Download an image.
     Pull(images::PullArgs),
     /// Upload an image.
@@ -298,6 +303,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Network(c) => network::main(&root, c),
         Command::System(c) => system::system(&root, c),
         Command::Info => system::system(&root, system::SystemCommand::Info),
+        Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build::build(&root, a),
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => images::pull(&root, a),
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => images::push(&root, a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::list(&root, a),

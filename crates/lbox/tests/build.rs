@@ -1,0 +1,418 @@
+//! `lbox build` end to end: the three front ends, the instructions, the cache, and malformed
+//! files that must fail with file:line and leave nothing behind. Base images are made offline
+//! (busybox-static); RUN steps run with --network none unless a test needs the default bridge.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use common::engine::Engine;
+
+fn write(dir: &Path, files: &[(&str, &str)]) {
+    for (name, content) in files {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, content).expect("write");
+    }
+}
+
+fn context(e: &Engine, name: &str, files: &[(&str, &str)]) -> String {
+    let dir = e.path(name);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    write(&dir, files);
+    dir.to_string_lossy().into_owned()
+}
+
+fn config(e: &Engine, image: &str) -> serde_json::Value {
+    let out = e.ok(&["image", "inspect", image]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("inspect JSON");
+    v[0]["Config"].clone()
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").expect("send");
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    body
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn image_count(e: &Engine) -> usize {
+    e.ok(&["images", "-a", "-q", "--no-trunc"]).lines().count()
+}
+
+#[test]
+fn the_example_builds_from_app_lbox_and_dockerfile_and_answers_on_a_published_port() {
+    let e = Engine::new();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/web");
+    let ctx = e.path("web");
+    let st = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(&src)
+        .arg(&ctx)
+        .status()
+        .expect("cp");
+    assert!(st.success());
+    let ctx = ctx.to_string_lossy().into_owned();
+
+    let out = e.ok(&["build", "--network", "none", "-t", "web", "-t", "web:v1", &ctx]);
+    assert!(out.contains("STEP 6/6: BOX_START"), "{out}");
+    assert!(out.contains("Successfully tagged web:v1"), "{out}");
+    let id = e.ok(&["images", "-q", "--no-trunc", "web:v1"]);
+
+    // Unchanged: every step comes from the cache and the image is the same.
+    let again = e.ok(&["build", "--network", "none", "-t", "web", &ctx]);
+    assert_eq!(again.matches("--> CACHED").count(), 5, "{again}");
+    assert_eq!(e.ok(&["images", "-q", "--no-trunc", "web"]), id);
+
+    // The Dockerfile says the same thing: the same steps, so the same image.
+    let df = e.ok(&[
+        "build",
+        "--network",
+        "none",
+        "-q",
+        "-f",
+        &format!("{ctx}/Dockerfile"),
+        "-t",
+        "web-docker",
+        &ctx,
+    ]);
+    assert_eq!(df, id, "app.lbox and Dockerfile give the same image");
+
+    let c = config(&e, "web");
+    assert_eq!(c["WorkingDir"], "/app");
+    assert!(c["Env"].as_array().expect("env").iter().any(|v| v == "GREETING=hello"));
+    assert_eq!(c["Cmd"][0], "httpd");
+
+    // One source file changes: COPY and what follows run again, the steps before do not.
+    std::fs::write(format!("{ctx}/www/index.html"), "changed\n").expect("write");
+    let out = e.ok(&["build", "--network", "none", "-t", "web", &ctx]);
+    assert_eq!(out.matches("--> CACHED").count(), 1, "only BOX_DIR is cached: {out}");
+    assert!(out.contains("BOX_EXEC"), "{out}");
+
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:8080");
+    e.ok(&["run", "-d", "--name", "site", "-p", &publish, "web"]);
+    let mut body = String::new();
+    e.eventually(10, "the web service", || {
+        body = std::panic::catch_unwind(|| http_get(port, "/cgi-bin/hello")).unwrap_or_default();
+        body.contains("hello from")
+    });
+    assert!(body.contains("(GET /cgi-bin/hello)"), "{body}");
+    assert!(http_get(port, "/index.html").contains("changed"));
+    assert!(
+        !http_get(port, "/app.lbox").contains("BOX_BASE"),
+        ".dockerignore keeps build files out"
+    );
+    e.ok(&["rm", "-f", "site"]);
+    e.assert_clean();
+}
+
+#[test]
+fn dockerfile_instructions_reach_the_image() {
+    let e = Engine::new();
+    // An archive for ADD to unpack.
+    let arch = e.path("arch");
+    write(&arch, &[("inner/data.txt", "from the archive\n")]);
+    let ctx = context(
+        &e,
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                r#"# syntax=docker/dockerfile:1
+ARG BASE=busybox
+FROM ${BASE} AS builder
+ARG GREETING=hi
+RUN mkdir -p /out && echo "$GREETING from the builder" > /out/made.txt
+RUN <<EOF
+echo heredoc > /out/heredoc.txt
+EOF
+
+FROM ${BASE} AS final
+LABEL org.example.name="demo app" version=1
+ENV APP_HOME=/srv/app \
+    MODE=prod
+WORKDIR $APP_HOME
+COPY --from=builder /out/ ./built/
+COPY --chown=user:wheel --chmod=640 src/*.txt ./
+COPY <<EOF notes.md
+written inline
+EOF
+ADD files.tar.gz /opt/
+EXPOSE 8080 53/udp
+VOLUME ["/data"]
+STOPSIGNAL SIGINT
+HEALTHCHECK --interval=5s --retries=2 CMD test -f /srv/app/a.txt
+SHELL ["/bin/sh", "-ec"]
+ONBUILD RUN echo child
+USER user
+ENTRYPOINT ["/bin/sh", "-c"]
+CMD ["echo default"]
+
+FROM final AS unused
+RUN exit 1
+"#,
+            ),
+            ("src/a.txt", "a\n"),
+            ("src/b.txt", "b\n"),
+            ("src/skip.log", "no\n"),
+            ("secret.key", "never copied\n"),
+            (".dockerignore", "*.key\n"),
+        ],
+    );
+    let st = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&arch)
+        .arg("-czf")
+        .arg(format!("{ctx}/files.tar.gz"))
+        .arg("inner")
+        .status()
+        .expect("tar");
+    assert!(st.success());
+
+    let out = e.ok(&[
+        "build",
+        "--network",
+        "none",
+        "--target",
+        "final",
+        "--build-arg",
+        "GREETING=hey",
+        "--label",
+        "cli=yes",
+        "-t",
+        "demo",
+        &ctx,
+    ]);
+    assert!(!out.contains("exit 1"), "the unused stage is not built: {out}");
+    let script = "cd /srv/app && cat built/made.txt built/heredoc.txt notes.md /opt/inner/data.txt && \
+                  stat -c '%U:%G %a' a.txt && ls && id -un && echo $MODE";
+    let got = e.ok(&["run", "--rm", "demo", script]);
+    let want = [
+        "hey from the builder",
+        "heredoc",
+        "written inline",
+        "from the archive",
+        "user:wheel 640",
+        "a.txt",
+        "user",
+        "prod",
+    ];
+    for w in want {
+        assert!(got.contains(w), "{w:?} missing from {got}");
+    }
+    assert!(!got.contains("skip.log") && !got.contains("secret.key"), "{got}");
+    assert_eq!(e.ok(&["run", "--rm", "demo"]), "default");
+
+    let c = config(&e, "demo");
+    assert_eq!(c["Labels"]["org.example.name"], "demo app");
+    assert_eq!(c["Labels"]["cli"], "yes");
+    assert!(c["ExposedPorts"].get("8080/tcp").is_some() && c["ExposedPorts"].get("53/udp").is_some());
+    assert!(c["Volumes"].get("/data").is_some());
+    assert_eq!(c["StopSignal"], "SIGINT");
+    assert_eq!(c["Healthcheck"]["Test"][0], "CMD-SHELL");
+    assert_eq!(c["Healthcheck"]["Interval"], 5_000_000_000u64);
+    assert_eq!(c["OnBuild"][0], "RUN echo child");
+    assert_eq!(c["User"], "user");
+    assert_eq!(c["Entrypoint"], serde_json::json!(["/bin/sh", "-c"]));
+
+    // A changed build argument runs the steps that can see it again.
+    let out = e.ok(&[
+        "build",
+        "--network",
+        "none",
+        "--target",
+        "builder",
+        "--build-arg",
+        "GREETING=yo",
+        &ctx,
+    ]);
+    assert!(!out.contains("CACHED"), "{out}");
+    // --no-cache runs everything.
+    let out = e.ok(&["build", "--network", "none", "--no-cache", "--target", "builder", &ctx]);
+    assert!(!out.contains("CACHED"), "{out}");
+    e.assert_clean();
+}
+
+#[test]
+fn a_boxfile_toml_builds() {
+    let e = Engine::new();
+    let ctx = context(
+        &e,
+        "py",
+        &[
+            (
+                "boxfile.toml",
+                r#"
+[box]
+name = "my-app"
+version = "1.0.0"
+base = "busybox"
+
+[box.meta]
+labels = { team = "backend" }
+
+[[steps]]
+name = "copy source code"
+copy = { src = "./src", dst = "/app" }
+
+[[steps]]
+workdir = "/app"
+
+[[steps]]
+run = "echo built > stamp"
+
+[[steps]]
+env = { BUILD_ENV = "production" }
+
+[run]
+cmd = ["sh", "-c", "cat main.txt stamp; echo $BUILD_ENV $LOG_LEVEL; id -un"]
+expose = [8000]
+env = { LOG_LEVEL = "info" }
+user = "user"
+
+[limits]
+memory = "256m"
+pids = 100
+
+[healthcheck]
+cmd = "test -f /app/stamp"
+interval = "30s"
+retries = 3
+"#,
+            ),
+            ("src/main.txt", "main\n"),
+        ],
+    );
+    e.ok(&["build", "--network", "none", "-t", "pyapp", &ctx]);
+    let out = e.ok(&["run", "--rm", "pyapp"]);
+    assert_eq!(out, "main\nbuilt\nproduction info\nuser");
+    let c = config(&e, "pyapp");
+    assert_eq!(c["Labels"]["io.lbox.limits.memory"], "256m");
+    assert_eq!(c["Labels"]["org.opencontainers.image.version"], "1.0.0");
+    assert_eq!(
+        c["Healthcheck"]["Test"],
+        serde_json::json!(["CMD-SHELL", "test -f /app/stamp"])
+    );
+    assert!(c["ExposedPorts"].get("8000/tcp").is_some());
+}
+
+#[test]
+fn malformed_files_fail_at_their_line_and_leave_nothing_behind() {
+    let e = Engine::new();
+    let before = image_count(&e);
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "Dockerfile",
+            "FROM busybox\nFOO bar\n",
+            "Dockerfile:2: unknown instruction \"FOO\"",
+        ),
+        (
+            "Dockerfile",
+            "FROM busybox\nSHELL sh -c\n",
+            "Dockerfile:2: SHELL requires",
+        ),
+        ("Dockerfile", "RUN true\n", "Dockerfile:1: no FROM"),
+        (
+            "Dockerfile",
+            "FROM busybox\nCOPY ../etc/passwd /\n",
+            "Dockerfile:2: ../etc/passwd: the path is outside",
+        ),
+        (
+            "Dockerfile",
+            "FROM busybox\nCOPY --from=nope /x /\n",
+            "Dockerfile:2: --from=nope: no stage",
+        ),
+        (
+            "Dockerfile",
+            "FROM b AS a\nRUN true\nFROM a AS b\n",
+            "Dockerfile:1: circular dependency",
+        ),
+        ("Dockerfile", "FROM busybox\nCMD [\"a\",\n", ""),
+        (
+            "app.lbox",
+            "BOX_BASE busybox\nRUN true\n",
+            "app.lbox:2: unknown instruction \"RUN\"",
+        ),
+        (
+            "boxfile.toml",
+            "[box]\nbase = \"busybox\"\n[[steps]]\nrum = \"x\"\n",
+            "boxfile.toml:4:",
+        ),
+    ];
+    for (i, (name, text, want)) in cases.iter().enumerate() {
+        let ctx = context(&e, &format!("bad{i}"), &[(name, text)]);
+        let o = e.lbox(&["build", "--network", "none", &ctx]);
+        let err = common::stderr(&o);
+        if want.is_empty() {
+            // Docker reads a broken JSON array as the shell form: this one builds.
+            assert!(o.status.success(), "{err}");
+            continue;
+        }
+        assert_eq!(o.status.code(), Some(125), "{name}: {err}");
+        assert!(err.contains(want), "{name}: {want:?} not in {err}");
+    }
+    // A failing RUN stops the build with its exit code and output.
+    let ctx = context(
+        &e,
+        "fail",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN echo to-stdout; echo to-stderr >&2; exit 3\nRUN echo never\n",
+        )],
+    );
+    let o = e.lbox(&["build", "--network", "none", &ctx]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(common::stdout(&o).contains("to-stdout") && !common::stdout(&o).contains("never"));
+    assert!(common::stderr(&o).contains("to-stderr"));
+    assert!(common::stderr(&o).contains("Dockerfile:2:"), "{}", common::stderr(&o));
+
+    assert!(e.all_ids().is_empty(), "no build container is left");
+    // The only image made is the one of the valid broken-JSON case (its CMD step).
+    assert_eq!(image_count(&e), before + 1, "images left by failed builds");
+    let tmp = e.root().join("images/tmp");
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+    e.assert_clean();
+}
+
+#[test]
+fn add_downloads_a_url() {
+    let e = Engine::new();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let mut s = s;
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 9\r\n\r\ndownload\n");
+        }
+    });
+    let ctx = context(
+        &e,
+        "url",
+        &[(
+            "Dockerfile",
+            &format!("FROM busybox\nADD http://127.0.0.1:{port}/files/page.txt /web/\nCMD [\"sh\", \"-c\", \"cat /web/page.txt; stat -c %a /web/page.txt\"]\n"),
+        )],
+    );
+    e.ok(&["build", "--network", "none", "-t", "dl", &ctx]);
+    assert_eq!(e.ok(&["run", "--rm", "dl"]), "download\n600");
+    // The same content again: the step comes from the cache.
+    let out = e.ok(&["build", "--network", "none", "-t", "dl", &ctx]);
+    assert_eq!(out.matches("CACHED").count(), 2, "{out}");
+}
