@@ -699,12 +699,8 @@ impl<'a> Builder<'a> {
         }
         let into = |name: &std::ffi::OsStr| Path::new(&dest_path).join(name);
         for rel in &items {
-            if c.add && !from_image && !root.is_dir(rel) {
-                if let Some(done) = self.try_extract(root, rel, &dest, &dest_path, loc)? {
-                    if done {
-                        continue;
-                    }
-                }
+            if c.add && !from_image && !root.is_dir(rel) && self.try_extract(root, rel, &dest, &dest_path, loc)? {
+                continue;
             }
             if root.is_dir(rel) {
                 // A directory's contents are copied, not the directory itself.
@@ -748,8 +744,8 @@ impl<'a> Builder<'a> {
         self.finish_mount(m, state)
     }
 
-    /// ADD of a local tar archive (plain, gzip, bzip2, xz, zstd): extracted into the destination.
-    /// Some(true) when it was one.
+    /// ADD of a local tar archive (plain, gzip, xz or zstd): extracted into the destination.
+    /// True when the file was one.
     fn try_extract(
         &self,
         root: &SourceRoot,
@@ -757,21 +753,19 @@ impl<'a> Builder<'a> {
         dest: &std::os::fd::OwnedFd,
         dest_path: &str,
         loc: &Loc,
-    ) -> Result<Option<bool>> {
+    ) -> Result<bool> {
         let fd = crate::inroot::open_in(&root.fd, rel, rustix::fs::OFlags::RDONLY)
             .map_err(|e| crate::inroot::sys(&format!("open {}", rel.display()), e))?;
         let mut f = std::fs::File::from(fd);
         if !is_tar(&mut f)? {
-            return Ok(Some(false));
+            return Ok(false);
         }
-        use std::io::Seek;
-        f.seek(std::io::SeekFrom::Start(0)).map_err(Error::io("seek"))?;
         let mut made = Vec::new();
         let dir = crate::inroot::mkdir_all(dest, Path::new(dest_path), &mut made)?;
         let (_, tar) = image::compress::decompress(f).map_err(Error::io(format!("read {}", rel.display())))?;
         let at_dir = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&dir)));
         image::unpack::unpack(tar, &at_dir, &rel.to_string_lossy(), &[]).map_err(|e| at(loc, e.into()))?;
-        Ok(Some(true))
+        Ok(true)
     }
 
     /// `--label` of the command line: one more step, cached like the others.
@@ -841,23 +835,21 @@ fn read_ignore(context: &Path) -> Result<Option<crate::ignore::Ignore>> {
     Ok(None)
 }
 
+/// Whether the file, once decompressed, starts with a tar header (the "ustar" magic).
 fn is_tar(f: &mut std::fs::File) -> Result<bool> {
-    use std::io::Read;
-    let mut head = [0u8; 512];
-    let n = f.read(&mut head).map_err(Error::io("read"))?;
-    use std::io::Seek;
-    f.seek(std::io::SeekFrom::Start(0)).map_err(Error::io("seek"))?;
-    let (kind, mut r) = image::compress::decompress(&mut *f).map_err(Error::io("read"))?;
-    let _ = (kind, n);
+    use std::io::{Read, Seek};
+    let (_, mut r) = image::compress::decompress(&mut *f).map_err(Error::io("read"))?;
     let mut block = [0u8; 512];
     let mut got = 0;
     while got < 512 {
         match r.read(&mut block[got..]) {
             Ok(0) => break,
             Ok(k) => got += k,
-            Err(_) => return Ok(false),
+            Err(_) => break,
         }
     }
+    drop(r);
+    f.seek(std::io::SeekFrom::Start(0)).map_err(Error::io("seek"))?;
     Ok(got == 512 && &block[257..262] == b"ustar")
 }
 
