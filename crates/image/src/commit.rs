@@ -250,10 +250,11 @@ impl Store {
             manifest_media_type: manifest::OCI_MANIFEST.into(),
             created: config.created.clone(),
             layers,
-            tag: None,
+            // The first tag in the same transaction as the image: never an untagged moment.
+            tag: tags.first().cloned(),
             repo_digest: None,
         })?;
-        for t in tags {
+        for t in tags.iter().skip(1) {
             self.set_tag(t, &id)?;
         }
         Ok(id)

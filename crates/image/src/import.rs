@@ -6,9 +6,9 @@ use std::io::{self, Read, Write};
 use crate::compress;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::manifest::{self, Descriptor, History, ImageConfig, Manifest, RootFs, RunConfig};
+use crate::manifest::{self, History, ImageConfig, RootFs, RunConfig};
 use crate::reference::Reference;
-use crate::store::{BlobWriter, ImageLayer, NewImage, Store};
+use crate::store::{BlobWriter, ImageLayer, Store};
 
 #[derive(Debug, Default, Clone)]
 pub struct ImportOptions {
@@ -184,39 +184,17 @@ pub fn import(
         }],
         other: Default::default(),
     };
-    let config_bytes = serde_json::to_vec(&config).map_err(|e| Error::Invalid(e.to_string()))?;
-    let config_digest = store.put_blob(&config_bytes, "image configuration", None)?;
-    let m = Manifest {
-        schema_version: 2,
-        media_type: Some(manifest::OCI_MANIFEST.into()),
-        config: Descriptor::new(manifest::OCI_CONFIG, config_digest.clone(), config_bytes.len() as u64),
-        layers: vec![Descriptor::new(
-            manifest::OCI_LAYER_GZIP,
-            blob_digest.clone(),
-            blob_size,
-        )],
-        other: Default::default(),
+    let layer = ImageLayer {
+        chain_id: diff_id.clone(),
+        diff_id,
+        blob: blob_digest,
+        media_type: manifest::OCI_LAYER_GZIP.into(),
+        blob_size,
+        size: bytes,
+        tar_size,
     };
-    let mbytes = serde_json::to_vec(&m).map_err(|e| Error::Invalid(e.to_string()))?;
-    let manifest_digest = store.put_blob(&mbytes, "manifest", None)?;
-    store.commit_image(&NewImage {
-        id: config_digest.clone(),
-        manifest_digest,
-        manifest_media_type: manifest::OCI_MANIFEST.into(),
-        created: Some(created),
-        layers: vec![ImageLayer {
-            chain_id: diff_id.clone(),
-            diff_id,
-            blob: blob_digest,
-            media_type: manifest::OCI_LAYER_GZIP.into(),
-            blob_size,
-            size: bytes,
-            tar_size,
-        }],
-        tag: tag.and_then(|r| r.tagged()),
-        repo_digest: None,
-    })?;
-    Ok(config_digest)
+    let tags: Vec<String> = tag.and_then(|r| r.tagged()).into_iter().collect();
+    store.write_image(config, vec![layer], &tags)
 }
 
 #[cfg(test)]
