@@ -108,8 +108,7 @@ fn rewrite_escape(plan: &mut Plan, escape: char) {
                 | StepKind::Entrypoint(_)
                 | StepKind::Healthcheck(_)
                 | StepKind::Shell(_)
-                | StepKind::OnBuild(_)
-                | StepKind::PythonVenv { .. } => {}
+                | StepKind::OnBuild(_) => {}
             }
         }
     }
@@ -819,6 +818,17 @@ fn go_duration_secs(s: &str) -> Option<f64> {
         rest = &rest[u..];
     }
     Some(sign * total)
+}
+
+/// The ONBUILD triggers of a base image, as the steps that run right after FROM in an image built
+/// on it. `origin` names the base in error messages.
+pub fn parse_triggers(triggers: &[String], origin: &str) -> Result<Vec<Step>> {
+    let mut steps = Vec::new();
+    for t in triggers {
+        let plan = parse(&format!("FROM scratch\n{t}\n"), origin)?;
+        steps.extend(plan.stages.into_iter().flat_map(|s| s.steps));
+    }
+    Ok(steps)
 }
 
 /// ONBUILD's trigger, validated and stored as written (heredoc bodies included) for the images

@@ -8,16 +8,18 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use engine::Engine;
-use image::manifest::{History, ImageConfig, Platform, RootFs, RunConfig};
+use image::manifest::{History, ImageConfig, RunConfig};
 use image::store::ImageLayer;
 use image::{Digest, Store};
 use serde_json::json;
 
 use crate::error::{Error, Result};
-use crate::fscopy::{Attrs, SourceRoot};
 use crate::meta;
 use crate::mounted::Mounted;
 use crate::plan::{Base, CopySpec, Loc, Plan, Step, StepKind};
+
+mod base;
+mod copystep;
 
 /// Finds (or pulls) an image for FROM and COPY --from: (reference, always pull) → image ID.
 pub type ResolveImage<'a> = dyn Fn(&str, bool) -> Result<Digest> + 'a;
@@ -258,104 +260,13 @@ impl<'a> Builder<'a> {
         };
         self.say(&format!("STEP {n}/{total}: {from_line}"));
         let mut state = self.base(i).map_err(|e| at(&st.loc, e))?;
+        state = self.onbuild(state, &base_text, &st.loc)?;
         for step in &st.steps {
             self.step_no += 1;
             self.say(&format!("STEP {}/{}: {}", self.step_no, self.steps_total, step.text));
             state = self.step(state, step)?;
         }
         Ok(state.id)
-    }
-
-    fn base(&mut self, i: usize) -> Result<State> {
-        let st = &self.plan.stages[i];
-        let shell: Vec<String> = meta::DEFAULT_SHELL.iter().map(|s| s.to_string()).collect();
-        let id = match &st.base {
-            Base::Tarball(src) => self.tarball_base(src)?,
-            Base::Image(b) => {
-                let name = self.expand_global(b);
-                if let Some(j) = self.stage_ref(&name, i) {
-                    self.built
-                        .get(&j)
-                        .cloned()
-                        .ok_or_else(|| Error::Invalid(format!("stage {name} was not built")))?
-                } else if name.eq_ignore_ascii_case("scratch") {
-                    self.scratch()?
-                } else {
-                    (self.opts.resolve_image)(&name, self.opts.pull)?
-                }
-            }
-        };
-        let carry = Carry {
-            shell,
-            ..Default::default()
-        };
-        let mut s = self.load(&id, key_of(&[b"FROM", id.to_string().as_bytes()]), carry)?;
-        if let Some(sh) = s
-            .config
-            .config
-            .as_ref()
-            .and_then(|c| c.other.get("Shell"))
-            .and_then(|v| serde_json::from_value::<Vec<String>>(v.clone()).ok())
-        {
-            s.shell = sh;
-        }
-        self.say(&format!("--> {}", s.id.short()));
-        Ok(s)
-    }
-
-    /// The empty image FROM scratch starts from; always the same ID, having no date.
-    fn scratch(&self) -> Result<Digest> {
-        let p = Platform::host();
-        let cfg = ImageConfig {
-            created: None,
-            author: None,
-            architecture: p.architecture,
-            os: p.os,
-            variant: p.variant,
-            config: Some(RunConfig {
-                env: Some(vec![meta::DEFAULT_PATH.to_string()]),
-                ..Default::default()
-            }),
-            rootfs: RootFs {
-                kind: "layers".into(),
-                diff_ids: Vec::new(),
-            },
-            history: Vec::new(),
-            other: Default::default(),
-        };
-        Ok(self.store.write_image(cfg, Vec::new(), &[])?)
-    }
-
-    /// BOX_BASE ./rootfs.tar.gz or https://…: imported once per content.
-    fn tarball_base(&self, src: &str) -> Result<Digest> {
-        let tmp = self.store.tmp_path("base-download");
-        let path = if src.starts_with("http://") || src.starts_with("https://") {
-            download(src, &tmp)?;
-            tmp.clone()
-        } else {
-            let p = Path::new(src);
-            if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                self.opts.context.join(p)
-            }
-        };
-        let r = (|| {
-            let mut f = std::fs::File::open(&path).map_err(Error::io(format!("open base tarball {src}")))?;
-            let mut h = image::digest::HashWriter::new(std::io::sink());
-            std::io::copy(&mut f, &mut h).map_err(Error::io(format!("read base tarball {src}")))?;
-            let (_, d, _) = h.finish();
-            let key = key_of(&[b"BASE-TARBALL", d.to_string().as_bytes()]);
-            if let Some(id) = self.store.cache_get(&key)? {
-                return Ok(id);
-            }
-            let f = std::fs::File::open(&path).map_err(Error::io(format!("open base tarball {src}")))?;
-            let id = image::import::import(self.store, f, src, None, &Default::default())?;
-            self.store.cache_put(&key, &id)?;
-            Ok(id)
-        })();
-        let _ = std::fs::remove_file(&tmp);
-        r
     }
 
     fn lookup_env<'s>(state: &'s State) -> impl Fn(&str) -> Option<String> + 's {
@@ -524,7 +435,7 @@ impl<'a> Builder<'a> {
                 let src = copy_src.ok_or_else(|| Error::Invalid("COPY without sources".into()))?;
                 layer = Some(self.copy_layer(&state, c, src, &step.loc)?);
             }
-            StepKind::PythonVenv { .. } | StepKind::Arg(_) => {}
+            StepKind::Arg(_) => {}
         }
         let empty = !matches!(layer, Some(Some(_)));
         let mut layers = state.layers.clone();
@@ -567,6 +478,7 @@ impl<'a> Builder<'a> {
             argv,
             args: state.args.clone(),
             network,
+            quiet: self.opts.quiet,
         };
         let code = crate::runstep::run(self.e, &s, &upper)?;
         if code != 0 {
@@ -598,176 +510,6 @@ impl<'a> Builder<'a> {
         Ok(r?)
     }
 
-    /// Where COPY reads from, with everything it will copy hashed into `inputs`.
-    fn copy_inputs(&mut self, state: &State, c: &CopySpec, loc: &Loc, inputs: &mut Vec<u8>) -> Result<CopySource> {
-        let _ = state;
-        if let Some(from) = &c.from {
-            let id = match self.stage_ref(from, usize::MAX) {
-                Some(j) => self
-                    .built
-                    .get(&j)
-                    .cloned()
-                    .ok_or_else(|| Error::syntax(loc, format!("--from={from}: the stage is not built yet")))?,
-                // A bare word is most likely a stage name mistyped: Docker would try to pull it
-                // from Docker Hub; only a local image of that name is taken.
-                None if !from.contains(['/', ':', '@', '.']) => self.store.find(from).map(|i| i.id).map_err(|_| {
-                    Error::syntax(
-                        loc,
-                        format!("--from={from}: no stage of that name in the build file, and no local image"),
-                    )
-                })?,
-                None => (self.opts.resolve_image)(from, false).map_err(|e| at(loc, e))?,
-            };
-            inputs.extend_from_slice(id.to_string().as_bytes());
-            let m = Mounted::new(self.store, &id, false)?;
-            let root = SourceRoot {
-                fd: crate::inroot::open_root(&m.merged)?,
-                ignore: None,
-                label: format!("--from={from}"),
-            };
-            return Ok(CopySource::Image(root, m));
-        }
-        let ignore = read_ignore(&self.opts.context)?;
-        let root = SourceRoot {
-            fd: crate::inroot::open_root(&self.opts.context)?,
-            ignore,
-            label: "the build context".into(),
-        };
-        for s in &c.sources {
-            if c.add && is_url(s) {
-                continue;
-            }
-            for rel in root.expand(s).map_err(|e| at(loc, e))? {
-                root.hash(&rel, inputs)?;
-            }
-        }
-        let mut downloads = Vec::new();
-        for s in c.sources.iter().filter(|s| c.add && is_url(s)) {
-            let tmp = self.store.tmp_path("add-download");
-            download(s, &tmp).map_err(|e| at(loc, e))?;
-            let data = std::fs::read(&tmp).map_err(Error::io(format!("read {}", tmp.display())))?;
-            inputs.extend_from_slice(Digest::of(&data).to_string().as_bytes());
-            downloads.push((s.clone(), tmp));
-        }
-        Ok(CopySource::Context(root, downloads))
-    }
-
-    fn copy_layer(&mut self, state: &State, c: &CopySpec, src: CopySource, loc: &Loc) -> Result<Option<ImageLayer>> {
-        let m = Mounted::new(self.store, &state.id, true)?;
-        let dest = crate::inroot::open_root(&m.merged)?;
-        let (root, downloads, from_image) = match &src {
-            CopySource::Context(r, d) => (r, d.as_slice(), false),
-            CopySource::Image(r, _) => (r, &[][..], true),
-        };
-        let owner = match &c.chown {
-            Some(spec) => Some(crate::inroot::resolve_owner(&dest, spec).map_err(|e| at(loc, e))?),
-            None if from_image => None,
-            None => Some((0, 0)),
-        };
-        let mode = c
-            .chmod
-            .as_deref()
-            .map(|m| {
-                u32::from_str_radix(m, 8).map_err(|_| Error::syntax(loc, format!("--chmod={m}: not an octal mode")))
-            })
-            .transpose()?;
-        let a = Attrs { owner, mode };
-        let workdir = state.config.config.as_ref().and_then(|c| c.working_dir.clone());
-        let dest_path = meta::workdir(workdir.as_deref(), &c.dest);
-        let mut items: Vec<PathBuf> = Vec::new();
-        for s in &c.sources {
-            if c.add && is_url(s) {
-                continue;
-            }
-            items.extend(root.expand(s).map_err(|e| at(loc, e))?);
-        }
-        let count = items.len() + downloads.len() + c.inline.len();
-        let dest_is_dir = c.dest.ends_with('/')
-            || c.dest == "."
-            || count > 1
-            || crate::inroot::open_in(
-                &dest,
-                Path::new(&dest_path),
-                rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY,
-            )
-            .is_ok();
-        if count > 1 && !c.dest.ends_with('/') && !dest_is_dir {
-            return Err(Error::syntax(
-                loc,
-                "when copying several sources, the destination must be a directory and end with /",
-            ));
-        }
-        let into = |name: &std::ffi::OsStr| Path::new(&dest_path).join(name);
-        for rel in &items {
-            if c.add && !from_image && !root.is_dir(rel) && self.try_extract(root, rel, &dest, &dest_path, loc)? {
-                continue;
-            }
-            if root.is_dir(rel) {
-                // A directory's contents are copied, not the directory itself.
-                root.copy(rel, &dest, Path::new(&dest_path), a)
-                    .map_err(|e| at(loc, e))?;
-                continue;
-            }
-            let target = if dest_is_dir {
-                into(rel.file_name().unwrap_or(rel.as_os_str()))
-            } else {
-                PathBuf::from(&dest_path)
-            };
-            root.copy(rel, &dest, &target, a).map_err(|e| at(loc, e))?;
-        }
-        for (url, tmp) in downloads {
-            let name = url
-                .split(['?', '#'])
-                .next()
-                .and_then(|u| u.rsplit('/').next())
-                .filter(|n| !n.is_empty())
-                .unwrap_or("index.html");
-            let target = if dest_is_dir {
-                into(std::ffi::OsStr::new(name))
-            } else {
-                PathBuf::from(&dest_path)
-            };
-            let mut f = std::fs::File::open(tmp).map_err(Error::io(format!("open {}", tmp.display())))?;
-            crate::fscopy::write_file(&dest, &target, &mut f, 0o600, a, None).map_err(|e| at(loc, e))?;
-        }
-        for (name, content) in &c.inline {
-            let target = if dest_is_dir {
-                into(std::ffi::OsStr::new(name))
-            } else {
-                PathBuf::from(&dest_path)
-            };
-            crate::fscopy::write_file(&dest, &target, &mut content.as_bytes(), 0o644, a, None)
-                .map_err(|e| at(loc, e))?;
-        }
-        drop(dest);
-        drop(src);
-        self.finish_mount(m, state)
-    }
-
-    /// ADD of a local tar archive (plain, gzip, xz or zstd): extracted into the destination.
-    /// True when the file was one.
-    fn try_extract(
-        &self,
-        root: &SourceRoot,
-        rel: &Path,
-        dest: &std::os::fd::OwnedFd,
-        dest_path: &str,
-        loc: &Loc,
-    ) -> Result<bool> {
-        let fd = crate::inroot::open_in(&root.fd, rel, rustix::fs::OFlags::RDONLY)
-            .map_err(|e| crate::inroot::sys(&format!("open {}", rel.display()), e))?;
-        let mut f = std::fs::File::from(fd);
-        if !is_tar(&mut f)? {
-            return Ok(false);
-        }
-        let mut made = Vec::new();
-        let dir = crate::inroot::mkdir_all(dest, Path::new(dest_path), &mut made)?;
-        let (_, tar) = image::compress::decompress(f).map_err(Error::io(format!("read {}", rel.display())))?;
-        let at_dir = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&dir)));
-        image::unpack::unpack(tar, &at_dir, &rel.to_string_lossy(), &[]).map_err(|e| at(loc, e.into()))?;
-        Ok(true)
-    }
-
     /// `--label` of the command line: one more step, cached like the others.
     fn cli_labels(&mut self, id: Digest) -> Result<Digest> {
         let state = self.load(&id, String::new(), Carry::default())?;
@@ -787,77 +529,10 @@ impl<'a> Builder<'a> {
     }
 }
 
-pub enum CopySource {
-    Context(SourceRoot, Vec<(String, PathBuf)>),
-    Image(SourceRoot, Mounted),
-}
-
-impl Drop for CopySource {
-    fn drop(&mut self) {
-        if let CopySource::Context(_, d) = self {
-            for (_, p) in d {
-                let _ = std::fs::remove_file(p);
-            }
-        }
-    }
-}
-
-fn is_url(s: &str) -> bool {
-    s.starts_with("http://") || s.starts_with("https://")
-}
-
 /// Prefix an error with the step's file:line unless it already has one.
 fn at(loc: &Loc, e: Error) -> Error {
     match e {
         Error::Syntax { .. } | Error::StepFailed { .. } => e,
         other => Error::syntax(loc, other.to_string()),
     }
-}
-
-fn read_ignore(context: &Path) -> Result<Option<crate::ignore::Ignore>> {
-    for name in [".lboxignore", ".dockerignore"] {
-        let p = context.join(name);
-        match std::fs::read_to_string(&p) {
-            Ok(t) => {
-                return crate::ignore::Ignore::parse(&t)
-                    .map(Some)
-                    .map_err(|m| Error::Invalid(format!("{}: {m}", p.display())))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(Error::Io {
-                    what: format!("read {}", p.display()),
-                    source: e,
-                })
-            }
-        }
-    }
-    Ok(None)
-}
-
-/// Whether the file, once decompressed, starts with a tar header (the "ustar" magic).
-fn is_tar(f: &mut std::fs::File) -> Result<bool> {
-    use std::io::{Read, Seek};
-    let (_, mut r) = image::compress::decompress(&mut *f).map_err(Error::io("read"))?;
-    let mut block = [0u8; 512];
-    let mut got = 0;
-    while got < 512 {
-        match r.read(&mut block[got..]) {
-            Ok(0) => break,
-            Ok(k) => got += k,
-            Err(_) => break,
-        }
-    }
-    drop(r);
-    f.seek(std::io::SeekFrom::Start(0)).map_err(Error::io("seek"))?;
-    Ok(got == 512 && &block[257..262] == b"ustar")
-}
-
-fn download(url: &str, to: &Path) -> Result<()> {
-    let mut resp = ureq::get(url)
-        .call()
-        .map_err(|e| Error::Invalid(format!("download {url}: {e}")))?;
-    let mut f = std::fs::File::create(to).map_err(Error::io(format!("create {}", to.display())))?;
-    std::io::copy(&mut resp.body_mut().as_reader(), &mut f).map_err(Error::io(format!("download {url}")))?;
-    Ok(())
 }

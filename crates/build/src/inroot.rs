@@ -6,7 +6,7 @@ use std::ffi::OsStr;
 use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
 
-use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::error::{Error, Result};
@@ -34,19 +34,8 @@ pub fn rel(p: &Path) -> PathBuf {
 }
 
 pub fn open_in(root: &OwnedFd, p: &Path, flags: OFlags) -> std::result::Result<OwnedFd, Errno> {
-    let r = rel(p);
-    let r = if r.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        r
-    };
-    rustix::fs::openat2(
-        root,
-        &r,
-        flags | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    )
+    // `..` is taken away lexically first, as Docker cleans a path before it resolves it.
+    runtime::inroot::open_in(root, &rel(p), flags)
 }
 
 /// Make directory `p` and its missing parents inside the root; `made` gets each directory

@@ -106,10 +106,6 @@ pub enum StepKind {
     Shell(Vec<String>),
     /// Stored in the image for images built FROM it.
     OnBuild(String),
-    /// boxfile.toml `[python]`: a virtualenv at /opt/venv with these packages.
-    PythonVenv {
-        packages: Vec<String>,
-    },
 }
 
 impl Plan {

@@ -17,6 +17,8 @@ pub struct RunStep<'a> {
     /// Build arguments, visible to the command as environment variables (ENV wins).
     pub args: Vec<(String, String)>,
     pub network: String,
+    /// Keep the output to show it only if the command fails (`build -q`).
+    pub quiet: bool,
 }
 
 /// Run the command; on success the container's upper directory is moved to `upper_out` (which
@@ -47,12 +49,16 @@ pub fn run(e: &Engine, s: &RunStep, upper_out: &Path) -> Result<i32> {
             .map(|(k, v)| format!("{k}={v}"))
             .collect(),
         no_healthcheck: true,
+        labels: vec![format!("{}=true", engine::create::BUILD_STEP_LABEL)],
         network: Some(s.network.clone()),
         ..Default::default()
     };
     let config = engine::create::build_config(&req, s.image_id, &cfg)?;
     let ct = engine::create::create(e, None, config)?;
-    let code = engine::lifecycle::run_attached(e, &ct);
+    let code = engine::lifecycle::run_logged(e, &ct, !s.quiet);
+    if s.quiet && !matches!(code, Ok(0)) {
+        replay_log(e, &ct.id);
+    }
     let moved = match &code {
         Ok(0) => {
             let upper = e.paths.container(&ct.id).join("upper");
@@ -66,4 +72,13 @@ pub fn run(e: &Engine, s: &RunStep, upper_out: &Path) -> Result<i32> {
     moved?;
     removed?;
     Ok(code)
+}
+
+/// A quiet step failed: its output goes to stderr after all, to say why.
+fn replay_log(e: &Engine, id: &str) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    for entry in engine::logs::read_all(&e.paths.log(id)) {
+        let _ = err.write_all(entry.log.as_bytes());
+    }
 }

@@ -8,18 +8,28 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
-use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::fs::{Mode, OFlags};
 
 use crate::db::Container;
 use crate::error::{Context, Error, Result};
 use crate::{rootfs, Engine};
 
 /// The container's root as a directory fd, and whether we mounted it for this copy.
-struct Root {
-    fd: OwnedFd,
+pub(crate) struct Root {
+    pub(crate) fd: OwnedFd,
     mounted_here: bool,
+}
+
+impl Root {
+    /// Unmount the root filesystem if it was mounted for this use only.
+    pub(crate) fn release(self, e: &Engine, ct: &Container) -> Result<()> {
+        if self.mounted_here {
+            rootfs::unmount(e, &ct.id)?;
+        }
+        Ok(())
+    }
 }
 
 fn open_root(e: &Engine, ct: &Container) -> Result<Root> {
@@ -32,6 +42,12 @@ fn open_root(e: &Engine, ct: &Container) -> Result<Root> {
             mounted_here: false,
         });
     }
+    open_stored_root(e, ct)
+}
+
+/// The container's own root filesystem (image layers and its upper directory, without the
+/// volumes and kernel filesystems mounted inside it), mounted for the caller if it is not.
+pub(crate) fn open_stored_root(e: &Engine, ct: &Container) -> Result<Root> {
     let merged = e.paths.rootfs(&ct.id);
     let was_mounted = std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap_or_default()
@@ -45,34 +61,15 @@ fn open_root(e: &Engine, ct: &Container) -> Result<Root> {
     })
 }
 
-fn rel(p: &Path) -> PathBuf {
-    p.components().filter(|c| matches!(c, Component::Normal(_))).collect()
-}
-
 fn in_root(root: &OwnedFd, p: &Path, flags: OFlags) -> std::result::Result<OwnedFd, rustix::io::Errno> {
-    let r = rel(p);
-    let r = if r.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        r
-    };
-    // openat2 wants a zero mode unless it creates.
-    rustix::fs::openat2(
-        root,
-        &r,
-        flags | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    )
+    runtime::inroot::open_in(root, p, flags)
 }
 
 /// Copy from the container to the host.
 pub fn from_container(e: &Engine, ct: &Container, src: &str, dst: &Path) -> Result<()> {
     let root = open_root(e, ct)?;
     let r = copy_out(&root.fd, &ct.name, src, dst);
-    if root.mounted_here {
-        rootfs::unmount(e, &ct.id)?;
-    }
+    root.release(e, ct)?;
     r
 }
 
@@ -162,9 +159,7 @@ pub fn into_container(e: &Engine, ct: &Container, src: &Path, dst: &str) -> Resu
     let md = std::fs::symlink_metadata(src).ctx(|| format!("{}: no such file or directory", src.display()))?;
     let root = open_root(e, ct)?;
     let r = copy_in(&root.fd, src, &md, dst);
-    if root.mounted_here {
-        rootfs::unmount(e, &ct.id)?;
-    }
+    root.release(e, ct)?;
     r
 }
 

@@ -12,6 +12,10 @@ use crate::error::{Context, Error, Result};
 pub use crate::names::check_name;
 use crate::{names, parse, volumes, Engine};
 
+/// The label of the containers a build runs its steps in: `ps` lists them only with `--external`,
+/// as podman lists buildah's.
+pub const BUILD_STEP_LABEL: &str = "io.lbox.build-step";
+
 /// Everything `run`/`create` take, as the user wrote it.
 #[derive(Debug, Clone, Default)]
 pub struct CreateRequest {

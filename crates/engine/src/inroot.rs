@@ -6,7 +6,7 @@ use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::{Component, Path};
 
-use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::fs::{Mode, OFlags};
 
 use crate::error::{Context, Result};
 
@@ -25,13 +25,7 @@ fn rel(p: &Path) -> &Path {
 
 /// Read a file of the container's filesystem; Ok(None) when it does not exist.
 pub fn read(root: &OwnedFd, path: &Path) -> Result<Option<String>> {
-    let r = rustix::fs::openat2(
-        root,
-        rel(path),
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    );
+    let r = runtime::inroot::open_in(root, path, OFlags::RDONLY);
     let fd = match r {
         Ok(fd) => fd,
         Err(rustix::io::Errno::NOENT) | Err(rustix::io::Errno::NOTDIR) => return Ok(None),
@@ -71,14 +65,8 @@ pub fn mkdir_all(root: &OwnedFd, path: &Path) -> Result<()> {
             }
             p
         };
-        cur = rustix::fs::openat2(
-            root,
-            &so_far,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-        )
-        .ctx(|| format!("open {} in the container", so_far.display()))?;
+        cur = runtime::inroot::open_in(root, &so_far, OFlags::PATH | OFlags::DIRECTORY)
+            .ctx(|| format!("open {} in the container", so_far.display()))?;
     }
     Ok(())
 }

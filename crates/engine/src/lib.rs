@@ -9,6 +9,7 @@ pub mod create;
 pub mod db;
 pub mod error;
 pub mod exec;
+pub mod export;
 mod external;
 mod health;
 mod init_program;

@@ -83,6 +83,12 @@ pub fn start_detached(e: &Engine, ct: &Container) -> Result<()> {
 /// exit code. Output goes to our stdout/stderr (and to the log, unless the container is removed
 /// at exit anyway); stdin is passed through with -i.
 pub fn run_attached(e: &Engine, ct: &Container) -> Result<i32> {
+    run_logged(e, ct, true)
+}
+
+/// As [`run_attached`]; `echo` false keeps the output in the container's log only (a quiet
+/// build step, whose output is shown only if it fails).
+pub fn run_logged(e: &Engine, ct: &Container, echo: bool) -> Result<i32> {
     let Some(_lock) = owner::try_acquire(&e.paths.owner_lock(&ct.id))? else {
         return Err(bad_state(ct, "running", "it is already running"));
     };
@@ -90,7 +96,7 @@ pub fn run_attached(e: &Engine, ct: &Container) -> Result<i32> {
     runtime::container::forwarded_signals()
         .thread_block()
         .ctx(|| "block signals".into())?;
-    let result = attached(e, ct);
+    let result = attached(e, ct, echo);
     match &result {
         Ok(code) => finish(e, ct, *code, "", true)?,
         Err(err) => start_failed(e, ct, err, true)?,
@@ -98,7 +104,7 @@ pub fn run_attached(e: &Engine, ct: &Container) -> Result<i32> {
     result
 }
 
-fn attached(e: &Engine, ct: &Container) -> Result<i32> {
+fn attached(e: &Engine, ct: &Container, echo: bool) -> Result<i32> {
     let c = &ct.config;
     let bundle = launch::prepare(e, ct)?;
     let null = launch::dev_null()?;
@@ -142,7 +148,7 @@ fn attached(e: &Engine, ct: &Container) -> Result<i32> {
             stdout: Some(out_r),
             stderr: Some(err_r),
             master: None,
-            echo: true,
+            echo,
         },
         Some(&mut log),
         None,

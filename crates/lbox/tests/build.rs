@@ -416,3 +416,168 @@ fn add_downloads_a_url() {
     let out = e.ok(&["build", "--network", "none", "-t", "dl", &ctx]);
     assert_eq!(out.matches("CACHED").count(), 2, "{out}");
 }
+
+#[test]
+fn onbuild_triggers_run_in_the_child_build_and_quiet_builds_print_only_the_id() {
+    let e = Engine::new();
+    let parent = context(
+        &e,
+        "parent",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nONBUILD COPY hello.txt /from-child/\n\
+             ONBUILD RUN echo \"triggered by $(cat /from-child/hello.txt)\" > /onbuild.txt\n\
+             RUN echo parent > /parent.txt\n",
+        )],
+    );
+    e.ok(&["build", "--network", "none", "-t", "parent", &parent]);
+    let o = e.lbox(&["run", "--rm", "parent", "test", "-e", "/onbuild.txt"]);
+    assert_eq!(o.status.code(), Some(1), "triggers wait for a child build");
+    let child = context(
+        &e,
+        "child",
+        &[
+            (
+                "Dockerfile",
+                "FROM parent\nRUN echo quiet-step-output\nCMD cat /onbuild.txt /parent.txt\n",
+            ),
+            ("hello.txt", "the child context\n"),
+        ],
+    );
+    // -q prints the image ID and nothing else, not even the steps' output.
+    let out = e.ok(&["build", "-q", "--network", "none", "-t", "child", &child]);
+    assert!(out.starts_with("sha256:") && out.lines().count() == 1, "{out}");
+    assert_eq!(
+        e.ok(&["run", "--rm", "child"]),
+        "triggered by the child context\nparent"
+    );
+    let c = config(&e, "child");
+    assert!(
+        c.get("OnBuild").is_none_or(|v| v.is_null()),
+        "the child keeps no trigger: {c}"
+    );
+    assert_eq!(config(&e, "parent")["OnBuild"].as_array().map(Vec::len), Some(2));
+
+    // A quiet build whose step fails shows that step's output, and its code.
+    let bad = context(
+        &e,
+        "bad",
+        &[("Dockerfile", "FROM busybox\nRUN echo the-reason >&2; exit 4\n")],
+    );
+    let o = e.lbox(&["build", "-q", "--network", "none", &bad]);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(common::stderr(&o).contains("the-reason"), "{}", common::stderr(&o));
+
+    // The container a RUN step runs in is listed only with --external.
+    let slow = context(&e, "slow", &[("Dockerfile", "FROM busybox\nRUN sleep 3\n")]);
+    let mut build = e
+        .cmd(&["build", "-q", "--network", "none", &slow])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("build");
+    e.eventually(20, "the build step's container", || {
+        !e.ok(&["ps", "-a", "--external", "-q"]).is_empty()
+    });
+    assert_eq!(e.ok(&["ps", "-a", "-q"]), "", "ps without --external hides it");
+    assert!(build.wait().expect("wait").success());
+    e.assert_clean();
+}
+
+/// A base image with the host's Python (binary, the libraries it and its extension modules
+/// load, the standard library and the wheels `venv` installs pip from) on busybox, and a small
+/// wheel at /wheels, so `[python]` can make a venv and install a package without a network.
+fn python_base(e: &Engine) {
+    let rootfs = e.path("pyroot");
+    common::engine::busybox_rootfs(&rootfs);
+    let script = r#"set -e
+r=$1
+mkdir -p "$r/usr/bin" "$r/wheels"
+cp /usr/bin/python3.11 "$r/usr/bin/" && ln -s python3.11 "$r/usr/bin/python3"
+tar -C / -cf - --exclude=__pycache__ --exclude=usr/lib/python3.11/test --exclude=usr/lib/python3.11/idlelib \
+  --exclude=usr/lib/python3.11/tkinter usr/lib/python3.11 usr/share/python-wheels | tar -C "$r" -xf -
+for f in $(ldd /usr/bin/python3.11 /usr/lib/python3.11/lib-dynload/*.so | awk '/=>/ {print $3} /^\t\/lib64/ {print $1}' | sort -u); do
+  mkdir -p "$r$(dirname "$f")" && cp -L "$f" "$r$f"
+done
+python3 - "$r/wheels/hello_lbox-0.1-py3-none-any.whl" <<'PY'
+import base64, hashlib, sys, zipfile
+files = {
+    "hello_lbox.py": 'def greet():\n    return "hello from a wheel"\n',
+    "hello_lbox-0.1.dist-info/METADATA": "Metadata-Version: 2.1\nName: hello-lbox\nVersion: 0.1\n",
+    "hello_lbox-0.1.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: lbox-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+}
+record = []
+with zipfile.ZipFile(sys.argv[1], "w") as z:
+    for name, text in files.items():
+        data = text.encode()
+        z.writestr(name, data)
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(data)}")
+    record.append("hello_lbox-0.1.dist-info/RECORD,,")
+    z.writestr("hello_lbox-0.1.dist-info/RECORD", "\n".join(record) + "\n")
+PY
+tar -C "$r" -cf "$2" .
+"#;
+    let tar = e.path("pyroot.tar");
+    let o = std::process::Command::new("sh")
+        .args(["-c", script, "sh"])
+        .arg(&rootfs)
+        .arg(&tar)
+        .output()
+        .expect("sh");
+    assert!(o.status.success(), "python base: {}", common::stderr(&o));
+    e.ok(&["import", "-q", tar.to_str().expect("utf8"), "pybase:1"]);
+}
+
+#[test]
+fn a_boxfile_python_section_makes_a_venv_with_the_packages() {
+    let e = Engine::new();
+    python_base(&e);
+    let ctx = context(
+        &e,
+        "pyctx",
+        &[
+            (
+                "boxfile.toml",
+                r#"[box]
+name = "wheel-app"
+base = "pybase:1"
+
+[python]
+packages = ["/wheels/hello_lbox-0.1-py3-none-any.whl"]
+
+[[steps]]
+copy = { src = "./app.py", dst = "/app/app.py" }
+
+[run]
+cmd = ["python", "/app/app.py"]
+"#,
+            ),
+            (
+                "app.py",
+                "import os, sys\nimport hello_lbox\nprint(hello_lbox.greet(), sys.prefix, os.environ['VIRTUAL_ENV'])\n",
+            ),
+        ],
+    );
+    e.ok(&["build", "--network", "none", "-t", "wheel-app", &ctx]);
+    assert_eq!(
+        e.ok(&["run", "--rm", "--network", "none", "wheel-app"]),
+        "hello from a wheel /opt/venv /opt/venv"
+    );
+    // The package is in the venv, not in the system's Python.
+    let o = e.lbox(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "wheel-app",
+        "/usr/bin/python3.11",
+        "-c",
+        "import hello_lbox",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", common::stderr(&o));
+    // A rebuild is all cache: the venv step is not run again.
+    let again = e.ok(&["build", "--network", "none", "-t", "wheel-app", &ctx]);
+    let fresh = again.lines().filter(|l| l.starts_with("--> ") && !l.contains("CACHED"));
+    assert_eq!(fresh.count(), 1, "only FROM's line is not CACHED: {again}");
+    e.assert_clean();
+}

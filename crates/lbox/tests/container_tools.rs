@@ -225,3 +225,70 @@ fn attach_to_a_detached_container_with_stdin() {
     e.ok(&["rm", "att"]);
     e.assert_clean();
 }
+
+/// The entries of a tar archive, as `tar -tvf` lists them.
+fn tar_listing(archive: &std::path::Path) -> String {
+    let o = std::process::Command::new("tar")
+        .arg("-tvf")
+        .arg(archive)
+        .output()
+        .expect("tar");
+    assert!(o.status.success(), "tar -tvf: {}", stderr(&o));
+    stdout(&o)
+}
+
+#[test]
+fn export_writes_the_containers_own_files_as_a_tar() {
+    let e = Engine::new();
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "exp",
+        "-v",
+        "/data",
+        "--tmpfs",
+        "/scratch",
+        "busybox",
+        "sh",
+        "-c",
+        "echo made > /tmp/made; ln /tmp/made /tmp/hard; ln -s /etc/passwd /tmp/soft; rm /bin/vi; \
+         echo vol > /data/in-volume; echo tmp > /scratch/in-tmpfs; touch /tmp/ready; sleep 600",
+    ]);
+    e.eventually(5, "the files", || {
+        e.lbox(&["exec", "exp", "test", "-e", "/tmp/ready"]).status.success()
+    });
+    let running = e.path("running.tar");
+    e.ok(&["export", "-o", running.to_str().expect("utf8"), "exp"]);
+    let list = tar_listing(&running);
+    for want in [
+        "tmp/hard",
+        "bin/busybox",
+        "etc/passwd",
+        "tmp/made link to tmp/hard",
+        "tmp/soft -> /etc/passwd",
+    ] {
+        assert!(list.contains(want), "{want:?} missing:\n{list}");
+    }
+    for never in ["bin/vi", "in-volume", "in-tmpfs", "proc/self", "sys/kernel"] {
+        assert!(!list.contains(never), "{never:?} exported:\n{list}");
+    }
+
+    // Stopped: the root filesystem is mounted for the export and unmounted after it; stdout works.
+    e.ok(&["stop", "-t", "0", "exp"]);
+    let out = e.cmd(&["container", "export", "exp"]).output().expect("export");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stopped = e.path("stopped.tar");
+    std::fs::write(&stopped, &out.stdout).expect("write");
+    let list2 = tar_listing(&stopped);
+    assert!(list2.contains("tmp/made") && !list2.contains("bin/vi"), "{list2}");
+
+    let err = e.fails(
+        &["export", "-o", e.path("x.tar").to_str().expect("utf8"), "nosuch"],
+        125,
+    );
+    assert!(err.contains("nosuch"), "{err}");
+    assert!(!e.path("x.tar").exists() && !e.path("x.lbox-partial").exists());
+    e.ok(&["rm", "exp"]);
+    e.assert_clean();
+}

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use common::podman::Podman;
 use common::registry::{Registry, RegistryOpts, Route, Scripted, TokenServer};
 
 /// An lbox with its own store, auth file and (empty) registries configuration.
@@ -117,69 +118,6 @@ fn skopeo_push(oci: &Path, dest: &str, creds: Option<&str>) {
     }
     sh(c.arg(format!("oci:{}:bb", oci.display()))
         .arg(format!("docker://{dest}")));
-}
-
-/// podman with a private store and configuration (no host networking, runc, cgroupfs), cleaned up
-/// on drop.
-struct Podman {
-    dir: PathBuf,
-    // podman instances share lock memory and /run/libpod unless told otherwise: one at a time.
-    _turn: std::sync::MutexGuard<'static, ()>,
-}
-
-static PODMAN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-impl Podman {
-    fn new(base: &Path) -> Podman {
-        let turn = PODMAN.lock().unwrap_or_else(|e| e.into_inner());
-        let dir = base.join("podman");
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        std::fs::write(
-            dir.join("containers.conf"),
-            format!(
-                "[containers]\nnetns=\"none\"\ndefault_ulimits=[\"nofile=1024:1024\",\"nproc=1000:1000\"]\n\
-                 [engine]\nruntime=\"runc\"\ncgroup_manager=\"cgroupfs\"\nevents_logger=\"file\"\ntmp_dir=\"{}\"\n",
-                dir.join("tmp").display()
-            ),
-        )
-        .expect("conf");
-        Podman { dir, _turn: turn }
-    }
-
-    fn cgroup(&self) -> String {
-        format!("/lbox-it-img-podman-{}", std::process::id())
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new("podman")
-            .env("CONTAINERS_CONF", self.dir.join("containers.conf"))
-            .arg("--root")
-            .arg(self.dir.join("storage"))
-            .arg("--runroot")
-            .arg(self.dir.join("run"))
-            .args(args)
-            .output()
-            .expect("podman")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(out.status.success(), "podman {args:?}: {}", text(&out.stderr));
-        text(&out.stdout)
-    }
-}
-
-impl Drop for Podman {
-    fn drop(&mut self) {
-        let _ = self.run(&["system", "reset", "-f"]);
-        let _ = Command::new("umount")
-            .arg("-R")
-            .arg(self.dir.join("storage/overlay"))
-            .stderr(Stdio::null())
-            .status();
-        // conmon makes a child cgroup under ours: the whole tree goes, leaves first.
-        common::remove_cgroups(self.cgroup().trim_start_matches('/'));
-    }
 }
 
 /// An `lbox image mount`, unmounted when dropped (also when a test fails half-way).
@@ -316,9 +254,9 @@ fn pull_run_push_round_trip_with_umoci_skopeo_and_podman() {
         .args(["copy", "--src-tls-verify=false"])
         .arg(format!("docker://{imported}"))
         .arg(format!("oci:{}:back", lb.dir.path().join("back").display())));
-    let podman = Podman::new(lb.dir.path());
+    let podman = Podman::new(lb.dir.path(), None);
     let pulled = podman.run(&["pull", "--tls-verify=false", &imported]);
-    let ran = podman.run(&["run", "--rm", "--cgroup-parent", &podman.cgroup(), &imported]);
+    let ran = podman.run(&["run", "--rm", &imported]);
     drop(podman);
     assert!(pulled.status.success(), "podman pull: {}", text(&pulled.stderr));
     assert_eq!(
@@ -743,7 +681,7 @@ fn an_interrupted_pull_leaves_no_half_image() {
 fn save_and_load_interchange_with_podman_and_skopeo() {
     let lb = Lbox::new();
     let oci = umoci_image(lb.dir.path(), "archived\n");
-    let podman = Podman::new(lb.dir.path());
+    let podman = Podman::new(lb.dir.path(), None);
     let p = |n: &str| lb.dir.path().join(n).to_str().expect("utf8").to_string();
 
     // skopeo writes an oci-archive and a docker-archive of the umoci image; lbox loads both.
@@ -790,15 +728,11 @@ fn save_and_load_interchange_with_podman_and_skopeo() {
     assert!(podman
         .ok(&["load", "-i", &p("l-oci.tar")])
         .contains("localhost/from/skopeo-oci:1"));
-    let cg = podman.cgroup();
     assert_eq!(
-        podman.ok(&["run", "--rm", "--cgroup-parent", &cg, "localhost/from/skopeo-docker:1"]),
+        podman.ok(&["run", "--rm", "localhost/from/skopeo-docker:1"]),
         "archived\n"
     );
-    assert_eq!(
-        podman.ok(&["run", "--rm", "--cgroup-parent", &cg, "localhost/from/skopeo-oci:1"]),
-        "archived\n"
-    );
+    assert_eq!(podman.ok(&["run", "--rm", "localhost/from/skopeo-oci:1"]), "archived\n");
 
     // podman save output loads in lbox, in both formats.
     podman.ok(&["tag", "localhost/from/skopeo-oci:1", "localhost/from/podman:2"]);

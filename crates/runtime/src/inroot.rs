@@ -25,6 +25,20 @@ fn rel(path: &Path) -> &Path {
     path.strip_prefix("/").unwrap_or(path)
 }
 
+/// Open `path` below the directory `root` as a process whose root is `root` would: absolute
+/// symlinks and `..` stop at `root`, magic links are refused. Retried when the kernel asks
+/// (a rename raced the lookup). The one in-root lookup of the engine and the builder too.
+pub fn open_in(root: &impl AsFd, path: &Path, flags: OFlags) -> std::result::Result<OwnedFd, Errno> {
+    let p = rel(path);
+    let p = if p.as_os_str().is_empty() { Path::new(".") } else { p };
+    loop {
+        match rustix::fs::openat2(root, p, flags | OFlags::CLOEXEC, Mode::empty(), resolve_flags()) {
+            Err(Errno::AGAIN) | Err(Errno::INTR) => continue,
+            r => return r,
+        }
+    }
+}
+
 impl Root {
     pub fn open(path: &Path) -> Result<Self> {
         let fd = rustix::fs::open(path, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
@@ -33,14 +47,7 @@ impl Root {
     }
 
     fn openat2(&self, path: &Path, flags: OFlags) -> std::result::Result<OwnedFd, Errno> {
-        let p = rel(path);
-        let p = if p.as_os_str().is_empty() { Path::new(".") } else { p };
-        loop {
-            match rustix::fs::openat2(&self.fd, p, flags | OFlags::CLOEXEC, Mode::empty(), resolve_flags()) {
-                Err(Errno::AGAIN) | Err(Errno::INTR) => continue,
-                r => return r,
-            }
-        }
+        open_in(&self.fd, path, flags)
     }
 
     /// An O_PATH handle on an existing path.

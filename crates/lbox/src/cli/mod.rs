@@ -96,6 +96,8 @@ pub enum Command {
     Port(port::PortArgs),
     /// Copy files between a container and the host.
     Cp(cp::CpArgs),
+    /// Write a container's filesystem as a tar archive.
+    Export(cp::ExportArgs),
     /// Print a shell completion script (bash, zsh or fish).
     Completion {
         #[arg(value_enum)]
@@ -182,6 +184,7 @@ pub enum ContainerCommand {
     Stats(exec::StatsArgs),
     Port(port::PortArgs),
     Cp(cp::CpArgs),
+    Export(cp::ExportArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -262,6 +265,7 @@ fn container(root: &std::path::Path, c: ContainerCommand) -> Result<i32> {
         ContainerCommand::Stats(a) => exec::stats(root, a),
         ContainerCommand::Port(a) => port::port(root, a),
         ContainerCommand::Cp(a) => cp::cp(root, a),
+        ContainerCommand::Export(a) => cp::export(root, a),
     }
 }
 
@@ -288,6 +292,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Stats(a) => exec::stats(&root, a),
         Command::Port(a) => port::port(&root, a),
         Command::Cp(a) => cp::cp(&root, a),
+        Command::Export(a) => cp::export(&root, a),
         Command::Completion { shell } => {
             use clap::CommandFactory;
             let sh = match shell {

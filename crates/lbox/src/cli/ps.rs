@@ -33,6 +33,9 @@ pub struct PsArgs {
     /// Do not truncate output.
     #[arg(long)]
     pub no_trunc: bool,
+    /// Also list the containers builds run their steps in.
+    #[arg(long)]
+    pub external: bool,
 }
 
 fn secs(ns: i64) -> i64 {
@@ -202,6 +205,9 @@ pub fn ps(root: &Path, a: PsArgs) -> Result<i32> {
     }
     let e = open(root)?;
     let mut list = e.containers()?;
+    if !a.external {
+        list.retain(|c| !c.config.labels.contains_key(engine::create::BUILD_STEP_LABEL));
+    }
     let all = a.all || a.last >= 0 || a.latest || filters.iter().any(|(k, _)| k == "status" || k == "exited");
     if !all {
         list.retain(|c| c.state.is_active());

@@ -189,6 +189,7 @@ pub fn mounts_under(p: &Path) -> usize {
     info.lines().filter(|l| l.contains(s.as_ref())).count()
 }
 pub mod engine;
+pub mod podman;
 pub mod registry;
 
 /// Remove a cgroup tree of ours in every hierarchy, leaves first (rmdir fails on busy ones).
