@@ -195,10 +195,10 @@ pub fn parse(text: &str, file: &str) -> Result<Plan> {
             kinds.push((
                 format!("COPY {} {}", c.src, c.dst),
                 StepKind::Copy(CopySpec {
-                    sources: vec![c.src.clone()],
-                    dest: c.dst.clone(),
+                    sources: vec![lit(&c.src)],
+                    dest: lit(&c.dst),
                     from: None,
-                    chown: c.chown.clone(),
+                    chown: c.chown.as_deref().map(lit),
                     chmod: None,
                     add: false,
                     inline: Vec::new(),
@@ -206,11 +206,11 @@ pub fn parse(text: &str, file: &str) -> Result<Plan> {
             ));
         }
         if let Some(w) = &d.workdir {
-            kinds.push((format!("WORKDIR {w}"), StepKind::Workdir(w.clone())));
+            kinds.push((format!("WORKDIR {w}"), StepKind::Workdir(lit(w))));
         }
         if let Some(env) = &d.env {
-            let pairs: Vec<(String, String)> = env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            let shown: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let shown: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let pairs = env.iter().map(|(k, v)| (lit(k), env_value(v))).collect();
             kinds.push((format!("ENV {}", shown.join(" ")), StepKind::Env(pairs)));
         }
         match kinds.len() {
@@ -262,6 +262,7 @@ pub fn parse(text: &str, file: &str) -> Result<Plan> {
     let box_at = f.box_.span().start;
     if !labels.is_empty() {
         let shown: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+        let labels = labels.iter().map(|(k, v)| (lit(k), lit(v))).collect();
         steps.push(step(
             box_at,
             format!("LABEL {}", shown.join(" ")),
@@ -272,8 +273,8 @@ pub fn parse(text: &str, file: &str) -> Result<Plan> {
         let at = r.span().start;
         let r = r.get_ref();
         if !r.env.is_empty() {
-            let pairs: Vec<(String, String)> = r.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            let shown: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let shown: Vec<String> = r.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let pairs = r.env.iter().map(|(k, v)| (lit(k), env_value(v))).collect();
             steps.push(step(at, format!("ENV {}", shown.join(" ")), StepKind::Env(pairs)));
         }
         if !r.expose.is_empty() {
@@ -288,10 +289,10 @@ pub fn parse(text: &str, file: &str) -> Result<Plan> {
             steps.push(step(at, format!("EXPOSE {}", ports.join(" ")), StepKind::Expose(ports)));
         }
         if let Some(w) = &r.workdir {
-            steps.push(step(at, format!("WORKDIR {w}"), StepKind::Workdir(w.clone())));
+            steps.push(step(at, format!("WORKDIR {w}"), StepKind::Workdir(lit(w))));
         }
         if let Some(u) = &r.user {
-            steps.push(step(at, format!("USER {u}"), StepKind::User(u.clone())));
+            steps.push(step(at, format!("USER {u}"), StepKind::User(lit(u))));
         }
         if let Some(e) = &r.entrypoint {
             steps.push(step(at, "ENTRYPOINT".into(), StepKind::Entrypoint(e.command())));
@@ -329,6 +330,25 @@ pub fn parse(text: &str, file: &str) -> Result<Plan> {
             steps,
         }],
     })
+}
+
+/// A TOML string as a plan word that expands to exactly itself (plan words are expanded like a
+/// Dockerfile's: quotes, backslashes and `$` would otherwise be read).
+fn lit(s: &str) -> String {
+    crate::dockerfile::quote_literal(s, '\\')
+}
+
+/// An environment value: `$NAME` and `${NAME}` still expand (`PATH = "/app/bin:$PATH"`), quotes
+/// and backslashes are kept as written.
+fn env_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '\\' | '"' | '\'') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -391,7 +411,7 @@ retries  = 3
             if s.starts_with("python3.12 -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir 'fastapi==0.111.0' 'httpx>=0.27'")));
         assert!(matches!(&st.steps[2].kind, StepKind::Run { cmd: Command::Shell(s), .. } if s.starts_with("apt-get")));
         assert_eq!(st.steps[2].loc.line, 16);
-        assert!(matches!(&st.steps[3].kind, StepKind::Copy(c) if c.sources == ["./src"] && c.dest == "/app"));
+        assert!(matches!(&st.steps[3].kind, StepKind::Copy(c) if c.sources == ["'./src'"] && c.dest == "'/app'"));
         let labels = st
             .steps
             .iter()
@@ -400,10 +420,11 @@ retries  = 3
                 _ => None,
             })
             .unwrap();
-        assert!(labels.contains(&("io.lbox.limits.memory".into(), "256m".into())));
-        assert!(labels.contains(&("io.lbox.limits.cpu".into(), "0.5".into())));
-        assert!(labels.contains(&("team".into(), "backend".into())));
-        assert!(st.steps.iter().any(|s| s.kind == StepKind::User("appuser".into())));
+        // Plan words, quoted so that they expand to exactly what the TOML says.
+        assert!(labels.contains(&("'io.lbox.limits.memory'".into(), "'256m'".into())));
+        assert!(labels.contains(&("'io.lbox.limits.cpu'".into(), "'0.5'".into())));
+        assert!(labels.contains(&("'team'".into(), "'backend'".into())));
+        assert!(st.steps.iter().any(|s| s.kind == StepKind::User("'appuser'".into())));
         assert!(st
             .steps
             .iter()
@@ -426,5 +447,19 @@ retries  = 3
         assert!(e.starts_with("boxfile.toml:4:") && e.contains("rum"), "{e}");
         let e = parse("[run]\ncmd = \"x\"\n", "boxfile.toml").unwrap_err().to_string();
         assert!(e.contains("box"), "{e}");
+    }
+
+    #[test]
+    fn toml_strings_stay_as_written_but_env_values_expand_variables() {
+        let none = |_: &str| None::<String>;
+        let path = |k: &str| (k == "PATH").then(|| "/bin".to_string());
+        for s in ["Jo O'Brien", "a \"quoted\" \\ back", "$HOME ${X:-y}", ""] {
+            assert_eq!(crate::expand::expand(&lit(s), &none, '\\').unwrap(), s);
+        }
+        let v = env_value("/app/bin:$PATH \"it's\"");
+        assert_eq!(
+            crate::expand::expand(&v, &path, '\\').unwrap(),
+            "/app/bin:/bin \"it's\""
+        );
     }
 }

@@ -402,8 +402,10 @@ fn extract_flags(line: &str) -> (&str, Vec<String>) {
 }
 
 /// `[ "a", "b" ]`: `Ok(Some(words))`; anything else is the shell form (`Ok(None)`), even text
-/// starting with `[` that is not JSON — Docker's behaviour, so `RUN [ -f x ] && y` is a shell
-/// command. A valid JSON array with something else than strings is an error, as in Docker.
+/// starting with `[` that is not JSON, so `RUN [ -f x ] && y` is a shell command. Two cases are
+/// errors: a JSON array of something else than strings (as in Docker), and text starting with
+/// `["` that is not JSON — no shell command starts so, it is a JSON array gone wrong (Docker
+/// would run it as a shell command that fails when the container starts).
 fn json_form(args: &str) -> std::result::Result<Option<Vec<String>>, String> {
     if !args.starts_with('[') {
         return Ok(None);
@@ -417,6 +419,9 @@ fn json_form(args: &str) -> std::result::Result<Option<Vec<String>>, String> {
             })
             .collect::<std::result::Result<Vec<_>, _>>()
             .map(Some),
+        Err(e) if args.starts_with("[\"") => Err(format!(
+            "malformed JSON array: {e}; write [\"program\", \"argument\"] or use the shell form"
+        )),
         _ => Ok(None),
     }
 }
@@ -975,7 +980,7 @@ fn parse_words(rest: &str, escape: char) -> Vec<String> {
 }
 
 /// `s` as a word that expands to exactly `s`: single quotes, with `'` itself escaped outside.
-fn quote_literal(s: &str, escape: char) -> String {
+pub(crate) fn quote_literal(s: &str, escape: char) -> String {
     format!("'{}'", s.replace('\'', &format!("'{escape}''")))
 }
 
@@ -1163,7 +1168,8 @@ mod tests {
             kind("RUN [ -f /etc/passwd ] && echo yes"),
             shell("[ -f /etc/passwd ] && echo yes")
         );
-        assert_eq!(kind(r#"RUN ["unterminated""#), shell(r#"["unterminated""#));
+        assert!(kind_err(r#"RUN ["unterminated""#).contains("malformed JSON array"));
+        assert_eq!(kind(r#"RUN [ "$X" = y ] && echo"#), shell(r#"[ "$X" = y ] && echo"#));
         assert_eq!(
             kind("RUN --network=none make"),
             StepKind::Run {
@@ -1397,7 +1403,7 @@ mod tests {
             StepKind::Shell(s(&["/bin/bash", "-o", "pipefail", "-c"]))
         );
         assert!(kind_err("SHELL /bin/bash -c").contains("SHELL requires the arguments to be in JSON form"));
-        assert!(kind_err(r#"SHELL ["/bin/bash", "-c""#).contains("JSON form"));
+        assert!(kind_err(r#"SHELL ["/bin/bash", "-c""#).contains("malformed JSON array"));
         assert!(kind_err("SHELL []").contains("at least one argument"));
     }
 

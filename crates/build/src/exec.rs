@@ -19,6 +19,7 @@ use crate::mounted::Mounted;
 use crate::plan::{Base, CopySpec, Loc, Plan, Step, StepKind};
 
 mod base;
+mod check;
 mod copystep;
 
 /// Finds (or pulls) an image for FROM and COPY --from: (reference, always pull) → image ID.
@@ -102,11 +103,33 @@ fn secs(t: Instant) -> String {
 impl<'a> Builder<'a> {
     pub fn new(e: &'a Engine, plan: &'a Plan, opts: &'a Options<'a>, out: &'a mut dyn Write) -> Result<Builder<'a>> {
         let store = e.images()?;
-        let global_args = plan
+        let mut global_args: Vec<(String, String)> = plan
             .global_args
             .iter()
             .filter_map(|(k, d)| opts.build_args.get(k).cloned().or(d.clone()).map(|v| (k.clone(), v)))
             .collect();
+        // BuildKit's automatic platform arguments: FROM lines see them, a stage's `ARG TARGETARCH`
+        // takes its value from them. Build and target platform are both this machine's.
+        let host = image::manifest::Platform::host();
+        let platform = host.to_string();
+        let variant = host.variant.clone().unwrap_or_default();
+        for (k, v) in [
+            ("BUILDPLATFORM", platform.as_str()),
+            ("BUILDOS", host.os.as_str()),
+            ("BUILDARCH", host.architecture.as_str()),
+            ("BUILDVARIANT", variant.as_str()),
+            ("TARGETPLATFORM", platform.as_str()),
+            ("TARGETOS", host.os.as_str()),
+            ("TARGETARCH", host.architecture.as_str()),
+            ("TARGETVARIANT", variant.as_str()),
+        ] {
+            if !global_args.iter().any(|(n, _)| n == k) {
+                global_args.push((
+                    k.to_string(),
+                    opts.build_args.get(k).cloned().unwrap_or_else(|| v.to_string()),
+                ));
+            }
+        }
         Ok(Builder {
             e,
             store,
@@ -215,6 +238,7 @@ impl<'a> Builder<'a> {
         }
         let target = self.target_index()?;
         let order = self.order(target)?;
+        self.check(&order)?;
         self.steps_total = order.iter().map(|&i| 1 + self.plan.stages[i].steps.len()).sum();
         let mut last = None;
         for i in order {
@@ -480,7 +504,10 @@ impl<'a> Builder<'a> {
             network,
             quiet: self.opts.quiet,
         };
-        let code = crate::runstep::run(self.e, &s, &upper)?;
+        let code = crate::runstep::run(self.e, &s, &upper).inspect_err(|_| {
+            // The upper directory may have been moved out before the step failed.
+            let _ = std::fs::remove_dir_all(&upper);
+        })?;
         if code != 0 {
             return Err(Error::StepFailed {
                 loc: step.loc.clone(),

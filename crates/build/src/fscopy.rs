@@ -44,6 +44,22 @@ impl SourceRoot {
             .is_some_and(|i| !rel.as_os_str().is_empty() && i.is_excluded(&rel.to_string_lossy()))
     }
 
+    /// Whether a walk leaves `rel` out: it is ignored, and it is not a directory that an
+    /// exception (`!pattern`) may reach into.
+    fn skip(&self, rel: &Path) -> bool {
+        if !self.ignored(rel) {
+            return false;
+        }
+        let exceptions = self
+            .ignore
+            .as_ref()
+            .is_some_and(|i| i.may_contain_exceptions(&rel.to_string_lossy()));
+        !(exceptions
+            && self
+                .lstat(rel)
+                .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory))
+    }
+
     fn lstat(&self, rel: &Path) -> std::result::Result<rustix::fs::Stat, Errno> {
         let fd = open_in(&self.fd, rel, OFlags::PATH | OFlags::NOFOLLOW)?;
         rustix::fs::fstat(&fd)
@@ -56,7 +72,7 @@ impl SourceRoot {
         }
         let rel = inroot::rel(Path::new(src));
         if !has_glob(src) {
-            if self.ignored(&rel) || self.lstat(&rel).is_err() {
+            if self.skip(&rel) || self.lstat(&rel).is_err() {
                 return Err(Error::Invalid(format!(
                     "{src}: no such file or directory in {}",
                     self.label
@@ -94,10 +110,10 @@ impl SourceRoot {
         };
         for name in list(fd, dir)? {
             let p = dir.join(&name);
-            if self.ignored(&p) {
+            if self.skip(&p) {
                 continue;
             }
-            if glob.is_match(&p) {
+            if glob.is_match(&p) && !self.ignored(&p) {
                 out.push(p.clone());
             }
             self.walk_glob(&p, depth, glob, out)?;
@@ -107,17 +123,26 @@ impl SourceRoot {
 
     /// Feed everything `rel` holds (names, types, modes, contents, link targets) to `h`: the
     /// cache key of a COPY. Times and owners are left out, as Docker leaves them out.
+    /// A named source that is a symlink is followed, as the copy follows it.
     pub fn hash(&self, rel: &Path, h: &mut dyn Write) -> Result<()> {
-        let st = self
-            .lstat(rel)
-            .map_err(|e| sys(&format!("stat {}", rel.display()), e))?;
+        self.hash_at(rel, h, true)
+    }
+
+    fn hash_at(&self, rel: &Path, h: &mut dyn Write, follow: bool) -> Result<()> {
+        let st = if follow {
+            open_in(&self.fd, rel, OFlags::PATH).and_then(|fd| rustix::fs::fstat(&fd))
+        } else {
+            self.lstat(rel)
+        }
+        .map_err(|e| sys(&format!("stat {}", rel.display()), e))?;
+        let nofollow = if follow { OFlags::empty() } else { OFlags::NOFOLLOW };
         let ft = FileType::from_raw_mode(st.st_mode);
         let w = |h: &mut dyn Write, b: &[u8]| h.write_all(b).map_err(Error::io("hash"));
         w(h, rel.as_os_str().as_bytes())?;
         w(h, format!("\0{:o}\0", st.st_mode).as_bytes())?;
         match ft {
             FileType::RegularFile => {
-                let fd = open_in(&self.fd, rel, OFlags::RDONLY | OFlags::NOFOLLOW)
+                let fd = open_in(&self.fd, rel, OFlags::RDONLY | nofollow)
                     .map_err(|e| sys(&format!("open {}", rel.display()), e))?;
                 let mut f = std::fs::File::from(fd);
                 std::io::copy(&mut f, h).map_err(Error::io(format!("read {}", rel.display())))?;
@@ -138,8 +163,8 @@ impl SourceRoot {
                     .map_err(|e| sys(&format!("open {}", rel.display()), e))?;
                 for name in list(fd, rel)? {
                     let p = rel.join(name);
-                    if !self.ignored(&p) {
-                        self.hash(&p, h)?;
+                    if !self.skip(&p) {
+                        self.hash_at(&p, h, false)?;
                     }
                 }
             }
@@ -191,7 +216,7 @@ impl SourceRoot {
         let dfd = make_dir(pdir, name, st, a)?;
         for child in list(sfd.try_clone().map_err(Error::io("dup"))?, rel)? {
             let p = rel.join(&child);
-            if self.ignored(&p) {
+            if self.skip(&p) {
                 continue;
             }
             self.copy_node(&sfd, &child, &p, &dfd, &child, a)?;
@@ -479,5 +504,44 @@ mod tests {
         let md = std::fs::metadata(out.join("a.txt")).unwrap();
         assert_eq!((md.uid(), md.gid()), (5, 6));
         assert_eq!(md.mtime(), std::fs::metadata(c.join("src/a.txt")).unwrap().mtime());
+    }
+
+    #[test]
+    fn a_named_symlink_is_hashed_by_what_it_points_at_and_exceptions_reach_into_ignored_dirs() {
+        let ctx = tempfile::tempdir().unwrap();
+        let c = ctx.path();
+        std::fs::write(c.join("real.txt"), "one").unwrap();
+        std::os::unix::fs::symlink("real.txt", c.join("link")).unwrap();
+        let r = root(c, Some("docs\n!docs/keep.md\n"));
+        let hash = || {
+            let mut h = Vec::new();
+            r.hash(Path::new("link"), &mut h).unwrap();
+            h
+        };
+        let before = hash();
+        std::fs::write(c.join("real.txt"), "two").unwrap();
+        assert_ne!(before, hash(), "COPY link copies the file: its content is the key");
+
+        std::fs::create_dir_all(c.join("docs")).unwrap();
+        std::fs::write(c.join("docs/keep.md"), "kept").unwrap();
+        std::fs::write(c.join("docs/drop.md"), "dropped").unwrap();
+        let img = tempfile::tempdir().unwrap();
+        let dest = inroot::open_root(img.path()).unwrap();
+        let a = Attrs {
+            owner: None,
+            mode: None,
+        };
+        for rel in r.expand(".").unwrap() {
+            r.copy(&rel, &dest, Path::new("/ctx"), a).unwrap();
+        }
+        assert_eq!(
+            std::fs::read_to_string(img.path().join("ctx/docs/keep.md")).unwrap(),
+            "kept"
+        );
+        assert!(!img.path().join("ctx/docs/drop.md").exists());
+        let mut h = Vec::new();
+        r.hash(Path::new("."), &mut h).unwrap();
+        let text = String::from_utf8_lossy(&h);
+        assert!(text.contains("kept") && !text.contains("dropped"), "{text}");
     }
 }

@@ -114,7 +114,27 @@ fn the_example_builds_from_app_lbox_and_dockerfile_and_answers_on_a_published_po
         !http_get(port, "/app.lbox").contains("BOX_BASE"),
         ".dockerignore keeps build files out"
     );
-    e.ok(&["rm", "-f", "site"]);
+
+    // Built on its own (no cache; RUN on the default bridge network), the Dockerfile's image
+    // behaves the same.
+    let dockerfile = format!("{ctx}/Dockerfile");
+    let df2 = e.ok(&["build", "--no-cache", "-q", "-f", &dockerfile, "-t", "web-docker", &ctx]);
+    assert_ne!(df2, id, "a build of its own");
+    let port2 = free_port();
+    let publish2 = format!("127.0.0.1:{port2}:8080");
+    e.ok(&["run", "-d", "--name", "site2", "-p", &publish2, "web-docker"]);
+    let mut body2 = String::new();
+    e.eventually(10, "the Dockerfile's web service", || {
+        body2 = std::panic::catch_unwind(|| http_get(port2, "/cgi-bin/hello")).unwrap_or_default();
+        body2.contains("hello from")
+    });
+    assert!(body2.contains("(GET /cgi-bin/hello)"), "{body2}");
+    let page = |p: u16| {
+        let r = http_get(p, "/index.html");
+        r.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or(r)
+    };
+    assert_eq!(page(port2), page(port));
+    e.ok(&["rm", "-f", "site", "site2"]);
     e.assert_clean();
 }
 
@@ -312,6 +332,12 @@ retries = 3
 fn malformed_files_fail_at_their_line_and_leave_nothing_behind() {
     let e = Engine::new();
     let before = image_count(&e);
+    let layers = || {
+        std::fs::read_dir(e.root().join("images/layers"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let layers_before = layers();
     let cases: &[(&str, &str, &str)] = &[
         (
             "Dockerfile",
@@ -339,7 +365,31 @@ fn malformed_files_fail_at_their_line_and_leave_nothing_behind() {
             "FROM b AS a\nRUN true\nFROM a AS b\n",
             "Dockerfile:1: circular dependency",
         ),
-        ("Dockerfile", "FROM busybox\nCMD [\"a\",\n", ""),
+        (
+            "Dockerfile",
+            "FROM busybox\nRUN true\nCMD [\"a\",\n",
+            "Dockerfile:3: malformed JSON array",
+        ),
+        (
+            "app.lbox",
+            "BOX_BASE busybox\nBOX_START [\"httpd\", '-f']\n",
+            "app.lbox:2: malformed JSON array",
+        ),
+        (
+            "Dockerfile",
+            "FROM busybox\nRUN true\nCOPY ../etc/passwd /\n",
+            "Dockerfile:3: ../etc/passwd: the path is outside",
+        ),
+        (
+            "Dockerfile",
+            "FROM busybox\nRUN true\nCOPY --from=nope /x /\n",
+            "Dockerfile:3: --from=nope: no stage",
+        ),
+        (
+            "Dockerfile",
+            "FROM --platform=linux/s390x busybox\nRUN true\n",
+            "Dockerfile:1: FROM --platform=linux/s390x: only this machine's platform",
+        ),
         (
             "app.lbox",
             "BOX_BASE busybox\nRUN true\n",
@@ -355,11 +405,6 @@ fn malformed_files_fail_at_their_line_and_leave_nothing_behind() {
         let ctx = context(&e, &format!("bad{i}"), &[(name, text)]);
         let o = e.lbox(&["build", "--network", "none", &ctx]);
         let err = common::stderr(&o);
-        if want.is_empty() {
-            // Docker reads a broken JSON array as the shell form: this one builds.
-            assert!(o.status.success(), "{err}");
-            continue;
-        }
         assert_eq!(o.status.code(), Some(125), "{name}: {err}");
         assert!(err.contains(want), "{name}: {want:?} not in {err}");
     }
@@ -378,14 +423,15 @@ fn malformed_files_fail_at_their_line_and_leave_nothing_behind() {
     assert!(common::stderr(&o).contains("to-stderr"));
     assert!(common::stderr(&o).contains("Dockerfile:2:"), "{}", common::stderr(&o));
 
-    assert!(e.all_ids().is_empty(), "no build container is left");
-    // The only image made is the one of the valid broken-JSON case (its CMD step).
-    assert_eq!(image_count(&e), before + 1, "images left by failed builds");
+    // Checked before any other lbox command: opening the store sweeps what dead builds left.
     let tmp = e.root().join("images/tmp");
     let left: Vec<_> = std::fs::read_dir(&tmp)
         .map(|d| d.flatten().collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "temporary files left: {left:?}");
+    assert_eq!(layers(), layers_before, "layers left by failed builds");
+    assert!(e.all_ids().is_empty(), "no build container is left");
+    assert_eq!(image_count(&e), before, "images left by failed builds");
     e.assert_clean();
 }
 
@@ -579,5 +625,137 @@ cmd = ["python", "/app/app.py"]
     let again = e.ok(&["build", "--network", "none", "-t", "wheel-app", &ctx]);
     let fresh = again.lines().filter(|l| l.starts_with("--> ") && !l.contains("CACHED"));
     assert_eq!(fresh.count(), 1, "only FROM's line is not CACHED: {again}");
+    e.assert_clean();
+}
+
+/// The interface of the host's default route, if it has one (`/proc/net/route`).
+fn default_route_interface() -> Option<String> {
+    let routes = std::fs::read_to_string("/proc/net/route").ok()?;
+    routes
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.get(1) == Some(&"00000000"))
+        .map(|f| f[0].to_string())
+}
+
+#[test]
+fn more_forms_scratch_stages_images_escape_and_the_app_lbox_shell_form() {
+    let e = Engine::new();
+    let ctx = context(
+        &e,
+        "forms",
+        &[
+            (
+                "Dockerfile",
+                "# escape=`\n\
+                 FROM scratch AS files\n\
+                 COPY --chmod=0755 tool.sh /tool.sh\n\
+                 \n\
+                 FROM busybox\n\
+                 ARG TARGETARCH\n\
+                 RUN [\"/bin/sh\", \"-c\", \"echo exec-form $TARGETARCH > /exec.txt\"]\n\
+                 SHELL [\"/bin/sh\", \"-ec\"]\n\
+                 RUN echo shell-form > /shell.txt\n\
+                 RUN --network=host ls /sys/class/net > /nets.txt\n\
+                 COPY --from=files /tool.sh /usr/local/bin/tool\n\
+                 COPY --from=busybox:latest /etc/passwd /copied-passwd\n\
+                 ADD --chown=1000:10 --chmod=600 plain.txt /plain.txt\n\
+                 COPY *.txt /texts/\n\
+                 RUN echo multi `\n    line > /ml.txt\n\
+                 CMD cat /exec.txt /shell.txt /ml.txt; tool; stat -c '%u:%g %a' /plain.txt; \
+                 cmp /copied-passwd /etc/passwd && echo same; ls /texts\n",
+            ),
+            ("tool.sh", "#!/bin/sh\necho tool ran\n"),
+            ("plain.txt", "plain\n"),
+            ("docker-only.txt", "the .dockerignore would let this in\n"),
+            (".dockerignore", "*.log\n"),
+            (".lboxignore", "docker-only.txt\n"),
+        ],
+    );
+    let iid = e.path("iid");
+    let out = e.ok(&[
+        "build",
+        "--network",
+        "none",
+        "--iidfile",
+        iid.to_str().expect("utf8"),
+        "-t",
+        "forms",
+        &ctx,
+    ]);
+    let id = std::fs::read_to_string(&iid).expect("iidfile");
+    assert_eq!(e.ok(&["images", "-q", "--no-trunc", "forms"]), id, "{out}");
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    assert_eq!(
+        e.ok(&["run", "--rm", "forms"]),
+        format!("exec-form {arch}\nshell-form\nmulti line\ntool ran\n1000:10 600\nsame\nplain.txt")
+    );
+    // RUN --network=host saw the host's interfaces (not only lo, as --network none would).
+    if let Some(dev) = default_route_interface() {
+        let nets = e.ok(&["run", "--rm", "forms", "cat", "/nets.txt"]);
+        assert!(nets.lines().any(|l| l == dev), "{dev} not in {nets}");
+    }
+    let c = config(&e, "forms");
+    assert_eq!(c["Shell"], serde_json::json!(["/bin/sh", "-ec"]));
+    assert_eq!(c["Cmd"][0], "/bin/sh", "a shell-form CMD runs with the SHELL");
+    // The image's configuration as stored (the blob the image ID names): one history entry per
+    // step, one diff_id per entry that made a layer.
+    let blob = e
+        .root()
+        .join("images/blobs/sha256")
+        .join(id.trim().trim_start_matches("sha256:"));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&blob).expect("config blob")).expect("json");
+    let layers = v["rootfs"]["diff_ids"].as_array().map(Vec::len).unwrap_or(0);
+    let history = v["history"].as_array().cloned().unwrap_or_default();
+    let made = history.iter().filter(|h| h["empty_layer"] != true).count();
+    assert!(
+        layers > 1 && layers == made,
+        "{layers} layers, {made} history entries with one: {v}"
+    );
+    assert!(
+        history
+            .iter()
+            .any(|h| h["created_by"].as_str().is_some_and(|t| t.contains("ADD --chown"))),
+        "{history:?}"
+    );
+    let hist = e.ok(&["history", "--no-trunc", "forms"]);
+    assert!(
+        hist.contains("COPY *.txt /texts/") && hist.contains("lbox build"),
+        "{hist}"
+    );
+
+    // app.lbox: BOX_BASE from a rootfs tarball in the context, BOX_START in the shell form.
+    let app = context(
+        &e,
+        "tarball-app",
+        &[
+            (
+                "app.lbox",
+                "BOX_BASE rootfs.tar\nBOX_DIR /srv\nBOX_COPY hello.txt .\nBOX_ENV WHO=world\n\
+             BOX_START echo \"hello $WHO from $(pwd): $(cat hello.txt)\"\n",
+            ),
+            ("hello.txt", "hi"),
+        ],
+    );
+    std::fs::copy(e.path("busybox.tar"), format!("{app}/rootfs.tar")).expect("copy rootfs");
+    e.ok(&["build", "--network", "none", "-t", "tarball-app", &app]);
+    assert_eq!(e.ok(&["run", "--rm", "tarball-app"]), "hello world from /srv: hi");
+    let again = e.ok(&["build", "--network", "none", "-t", "tarball-app", &app]);
+    assert!(
+        again.matches("CACHED").count() >= 4,
+        "the tarball is imported once: {again}"
+    );
+
+    // `--pull` alone is a flag, not a policy eating the context; a foreign platform is refused.
+    let bare = context(&e, "pull", &[("Dockerfile", "FROM busybox\nCMD echo pulled\n")]);
+    let o = e.lbox(&["build", "--pull=never", "--network", "none", "-t", "p", &bare]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let err = e.fails(&["build", "--platform", "linux/s390x", &bare], 125);
+    assert!(err.contains("only this machine's platform"), "{err}");
     e.assert_clean();
 }

@@ -22,7 +22,12 @@ impl Builder<'_> {
         let Some(list) = rc.other.remove("OnBuild") else {
             return Ok(state);
         };
-        let triggers: Vec<String> = serde_json::from_value(list).unwrap_or_default();
+        let triggers: Vec<String> = serde_json::from_value(list).map_err(|e| {
+            at(
+                loc,
+                Error::Invalid(format!("the base image {base} has malformed ONBUILD triggers: {e}")),
+            )
+        })?;
         if triggers.is_empty() {
             return Ok(state);
         }
@@ -43,6 +48,17 @@ impl Builder<'_> {
 
     pub(super) fn base(&mut self, i: usize) -> Result<State> {
         let st = &self.plan.stages[i];
+        if let Some(p) = &st.platform {
+            // Only this machine's platform can be built (no emulation): say so, not build another.
+            let p = self.expand_global(p);
+            let want = Platform::parse(&p).map_err(|e| Error::Invalid(format!("FROM --platform={p}: {e}")))?;
+            let host = Platform::host();
+            if !host.matches(&want) && !want.matches(&host) {
+                return Err(Error::Invalid(format!(
+                    "FROM --platform={p}: only this machine's platform ({host}) can be built"
+                )));
+            }
+        }
         let shell: Vec<String> = meta::DEFAULT_SHELL.iter().map(|s| s.to_string()).collect();
         let id = match &st.base {
             Base::Tarball(src) => self.tarball_base(src)?,

@@ -38,7 +38,7 @@ impl Builder<'_> {
                         format!("--from={from}: no stage of that name in the build file, and no local image"),
                     )
                 })?,
-                None => (self.opts.resolve_image)(from, false).map_err(|e| at(loc, e))?,
+                None => (self.opts.resolve_image)(from, self.opts.pull).map_err(|e| at(loc, e))?,
             };
             inputs.extend_from_slice(id.to_string().as_bytes());
             let m = Mounted::new(self.store, &id, false)?;
@@ -63,15 +63,19 @@ impl Builder<'_> {
                 root.hash(&rel, inputs)?;
             }
         }
-        let mut downloads = Vec::new();
+        // Built up inside the CopySource, whose drop removes the files if a later one fails.
+        let mut src = CopySource::Context(root, Vec::new());
         for s in c.sources.iter().filter(|s| c.add && is_url(s)) {
             let tmp = self.store.tmp_path("add-download");
-            download(s, &tmp).map_err(|e| at(loc, e))?;
-            let data = std::fs::read(&tmp).map_err(Error::io(format!("read {}", tmp.display())))?;
+            let got = download(s, &tmp)
+                .and_then(|()| std::fs::read(&tmp).map_err(Error::io(format!("read {}", tmp.display()))));
+            if let CopySource::Context(_, d) = &mut src {
+                d.push((s.clone(), tmp));
+            }
+            let data = got.map_err(|e| at(loc, e))?;
             inputs.extend_from_slice(Digest::of(&data).to_string().as_bytes());
-            downloads.push((s.clone(), tmp));
         }
-        Ok(CopySource::Context(root, downloads))
+        Ok(src)
     }
 
     pub(super) fn copy_layer(
@@ -218,7 +222,7 @@ fn is_url(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://")
 }
 
-fn read_ignore(context: &Path) -> Result<Option<crate::ignore::Ignore>> {
+pub(super) fn read_ignore(context: &Path) -> Result<Option<crate::ignore::Ignore>> {
     for name in [".lboxignore", ".dockerignore"] {
         let p = context.join(name);
         match std::fs::read_to_string(&p) {

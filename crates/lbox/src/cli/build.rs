@@ -31,7 +31,9 @@ pub struct BuildArgs {
     #[arg(long)]
     pub no_cache: bool,
     /// Pull base images even when they are present (always, true), or never (never, false).
-    #[arg(long, num_args = 0..=1, default_missing_value = "always", value_name = "POLICY")]
+    // `--pull` alone means always; a policy is given as --pull=POLICY, so `--pull .` keeps `.`
+    // as the context.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "always", value_name = "POLICY")]
     pub pull: Option<String>,
     /// Build up to this stage of a multi-stage Dockerfile.
     #[arg(long)]

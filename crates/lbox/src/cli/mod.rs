@@ -129,6 +129,8 @@ pub enum Command {
     Rmi(images::RmiArgs),
     /// Give an image another name.
     Tag(images::TagArgs),
+    /// Show the steps an image was made of.
+    History(images::HistoryArgs),
     /// Make a one-layer image from a root filesystem tarball (file, URL or - for stdin).
     Import(images::ImportArgs),
     /// Write images to a tar archive (docker-archive, or oci-archive with --format).
@@ -318,7 +320,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => images::save(&root, a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => images::load(&root, a),
         Command::Image(ImageCommand::Inspect(a)) => images::inspect(&root, a),
-        Command::Image(ImageCommand::History(a)) => images::history(&root, a),
+        Command::Image(ImageCommand::History(a)) | Command::History(a) => images::history(&root, a),
         Command::Image(ImageCommand::Prune(a)) => images::prune(&root, a),
         Command::Image(ImageCommand::Mount(a)) => images::mount(&root, a),
         Command::Image(ImageCommand::Unmount(a)) => images::unmount(&root, a),

@@ -144,7 +144,7 @@ impl Engine {
     /// Every container ID the engine knows (ps -aq --no-trunc).
     pub fn all_ids(&self) -> Vec<String> {
         let ids: Vec<String> = self
-            .ok(&["ps", "-aq", "--no-trunc"])
+            .ok(&["ps", "-aq", "--no-trunc", "--external"])
             .lines()
             .map(String::from)
             .collect();
@@ -208,7 +208,7 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         let ids = self
-            .cmd(&["ps", "-aq", "--no-trunc"])
+            .cmd(&["ps", "-aq", "--no-trunc", "--external"])
             .output()
             .map(|o| super::stdout(&o))
             .unwrap_or_default();
