@@ -652,7 +652,7 @@ fn more_forms_scratch_stages_images_escape_and_the_app_lbox_shell_form() {
                  FROM scratch AS files\n\
                  COPY --chmod=0755 tool.sh /tool.sh\n\
                  \n\
-                 FROM busybox\n\
+                 FROM --platform=$BUILDPLATFORM busybox\n\
                  ARG TARGETARCH\n\
                  RUN [\"/bin/sh\", \"-c\", \"echo exec-form $TARGETARCH > /exec.txt\"]\n\
                  SHELL [\"/bin/sh\", \"-ec\"]\n\
