@@ -139,6 +139,8 @@ pub struct Resources {
     pub memory: Option<i64>,
     pub nano_cpus: Option<i64>,
     pub pids_limit: Option<i64>,
+    #[serde(default, skip_serializing_if = "crate::blkio::BlockIo::is_empty")]
+    pub block_io: crate::blkio::BlockIo,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -40,6 +40,12 @@ pub struct CreateRequest {
     pub memory: Option<String>,
     pub cpus: Option<String>,
     pub pids_limit: Option<i64>,
+    pub blkio_weight: Option<u16>,
+    /// `--device-read-bps` and the like: DEVICE:RATE each.
+    pub device_read_bps: Vec<String>,
+    pub device_write_bps: Vec<String>,
+    pub device_read_iops: Vec<String>,
+    pub device_write_iops: Vec<String>,
     pub read_only: bool,
     pub restart: Option<String>,
     pub auto_remove: bool,
@@ -148,6 +154,13 @@ pub fn build_config(req: &CreateRequest, image_id: &str, img: &ImageConfig) -> R
         memory: req.memory.as_deref().map(|m| parse::size("--memory", m)).transpose()?,
         nano_cpus: req.cpus.as_deref().map(parse::cpus).transpose()?,
         pids_limit: req.pids_limit,
+        block_io: crate::blkio::BlockIo {
+            weight: crate::blkio::weight(req.blkio_weight)?,
+            read_bps: throttles("--device-read-bps", &req.device_read_bps, true)?,
+            write_bps: throttles("--device-write-bps", &req.device_write_bps, true)?,
+            read_iops: throttles("--device-read-iops", &req.device_read_iops, false)?,
+            write_iops: throttles("--device-write-iops", &req.device_write_iops, false)?,
+        },
     };
     let restart = match &req.restart {
         Some(r) => RestartPolicy::parse(r).map_err(Error::Invalid)?,
@@ -392,4 +405,8 @@ pub fn create(e: &Engine, name: Option<&str>, mut config: ContainerConfig) -> Re
         let _ = std::fs::remove_dir_all(&dir);
     }
     made
+}
+
+fn throttles(flag: &str, args: &[String], bytes: bool) -> Result<Vec<crate::blkio::Throttle>> {
+    args.iter().map(|a| crate::blkio::throttle(flag, a, bytes)).collect()
 }

@@ -3,6 +3,7 @@
 //! store; there is no daemon: every `lbox` command opens the engine, works, and exits.
 
 pub mod attach;
+pub mod blkio;
 pub mod config;
 pub mod copy;
 pub mod create;

@@ -144,6 +144,9 @@ pub fn build(i: &Inputs) -> Result<Value> {
     if let Some(p) = c.resources.pids_limit {
         resources["pids"] = json!({"limit": p});
     }
+    if !c.resources.block_io.is_empty() {
+        resources["blockIO"] = crate::blkio::spec(&c.resources.block_io);
+    }
     let mut linux = json!({
         "namespaces": namespaces,
         "resources": resources,

@@ -162,6 +162,10 @@ fn sample(root: &Path, a: &StatsArgs, interval: Duration) -> Result<Vec<serde_js
     let mut rows = Vec::new();
     for (c, before) in cts.iter().zip(first) {
         let s = exec::stats(&e, c)?;
+        let block = s
+            .as_ref()
+            .map_or((0, 0), |s| (s.blkio.total("Read"), s.blkio.total("Write")));
+        let net = exec::net_io(c).unwrap_or((0, 0));
         let (cpu, mem, limit, pids) = match &s {
             Some(s) => {
                 let cpu = match before {
@@ -196,8 +200,8 @@ fn sample(root: &Path, a: &StatsArgs, interval: Duration) -> Result<Vec<serde_js
             "CPUPerc": format!("{cpu:.2}%"),
             "MemUsage": format!("{} / {}", output::size(mem), output::size(limit)),
             "MemPerc": format!("{pct:.2}%"),
-            "NetIO": "--",
-            "BlockIO": "--",
+            "NetIO": format!("{} / {}", output::size(net.0), output::size(net.1)),
+            "BlockIO": format!("{} / {}", output::size(block.0), output::size(block.1)),
             "PIDs": pids.to_string(),
         }));
     }

@@ -55,6 +55,21 @@ pub struct CreateFlags {
     /// Limit the number of processes (-1 for unlimited).
     #[arg(long = "pids-limit", allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
+    /// Relative block I/O weight, 10 to 1000 (0: none).
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
+    /// Limit reads from a device, in bytes per second: DEVICE:RATE (e.g. /dev/sda:1mb).
+    #[arg(long = "device-read-bps", value_name = "DEVICE:RATE")]
+    pub device_read_bps: Vec<String>,
+    /// Limit writes to a device, in bytes per second: DEVICE:RATE.
+    #[arg(long = "device-write-bps", value_name = "DEVICE:RATE")]
+    pub device_write_bps: Vec<String>,
+    /// Limit reads from a device, in operations per second: DEVICE:IOPS.
+    #[arg(long = "device-read-iops", value_name = "DEVICE:IOPS")]
+    pub device_read_iops: Vec<String>,
+    /// Limit writes to a device, in operations per second: DEVICE:IOPS.
+    #[arg(long = "device-write-iops", value_name = "DEVICE:IOPS")]
+    pub device_write_iops: Vec<String>,
     /// Mount the container's root filesystem read-only.
     #[arg(long = "read-only")]
     pub read_only: bool,
@@ -175,6 +190,11 @@ impl CreateFlags {
             memory: self.memory.clone(),
             cpus: self.cpus.clone(),
             pids_limit: self.pids_limit,
+            blkio_weight: self.blkio_weight,
+            device_read_bps: self.device_read_bps.clone(),
+            device_write_bps: self.device_write_bps.clone(),
+            device_read_iops: self.device_read_iops.clone(),
+            device_write_iops: self.device_write_iops.clone(),
             read_only: self.read_only,
             restart: self.restart.clone(),
             auto_remove: self.rm,

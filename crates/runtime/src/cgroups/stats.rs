@@ -12,6 +12,84 @@ pub struct Stats {
     pub cpu: Cpu,
     pub memory: Memory,
     pub pids: Pids,
+    pub blkio: Blkio,
+}
+
+/// Bytes read and written per device, as runc's `blkio.ioServiceBytesRecursive`.
+#[derive(Debug, Default, Serialize)]
+pub struct Blkio {
+    #[serde(rename = "ioServiceBytesRecursive", skip_serializing_if = "Vec::is_empty")]
+    pub io_service_bytes_recursive: Vec<BlkioEntry>,
+}
+
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+pub struct BlkioEntry {
+    pub major: u64,
+    pub minor: u64,
+    /// "Read", "Write", … (v1's operation names; v2's rbytes/wbytes map to Read/Write).
+    pub op: String,
+    pub value: u64,
+}
+
+impl Blkio {
+    /// The total of one operation over every device.
+    pub fn total(&self, op: &str) -> u64 {
+        self.io_service_bytes_recursive
+            .iter()
+            .filter(|e| e.op.eq_ignore_ascii_case(op))
+            .map(|e| e.value)
+            .sum()
+    }
+}
+
+fn device(dev: &str) -> Option<(u64, u64)> {
+    let (ma, mi) = dev.split_once(':')?;
+    Some((ma.parse().ok()?, mi.parse().ok()?))
+}
+
+/// v1 `blkio.*io_service_bytes_recursive`: "8:0 Read 4096" lines, then "Total N".
+fn parse_v1_blkio(text: &str) -> Vec<BlkioEntry> {
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (major, minor) = device(f.next()?)?;
+            let op = f.next()?.to_string();
+            let value = f.next()?.parse().ok()?;
+            Some(BlkioEntry {
+                major,
+                minor,
+                op,
+                value,
+            })
+        })
+        .collect()
+}
+
+/// v2 `io.stat`: "8:0 rbytes=4096 wbytes=0 rios=1 wios=0 dbytes=0 dios=0" lines.
+fn parse_v2_io_stat(text: &str) -> Vec<BlkioEntry> {
+    let mut out = Vec::new();
+    for l in text.lines() {
+        let mut f = l.split_whitespace();
+        let Some((major, minor)) = f.next().and_then(device) else {
+            continue;
+        };
+        for kv in f {
+            let op = match kv.split_once('=') {
+                Some(("rbytes", v)) => ("Read", v),
+                Some(("wbytes", v)) => ("Write", v),
+                _ => continue,
+            };
+            if let Ok(value) = op.1.parse() {
+                out.push(BlkioEntry {
+                    major,
+                    minor,
+                    op: op.0.to_string(),
+                    value,
+                });
+            }
+        }
+    }
+    out
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -112,6 +190,8 @@ impl CgroupPaths {
                 current: read_u64(&d.join("pids.current")).unwrap_or(0),
                 limit: read_limit(&d.join("pids.max")),
             };
+            s.blkio.io_service_bytes_recursive =
+                parse_v2_io_stat(&std::fs::read_to_string(d.join("io.stat")).unwrap_or_default());
             return s;
         }
         if let Some(d) = self.v1.get("cpuacct") {
@@ -162,6 +242,42 @@ impl CgroupPaths {
                 limit: read_limit(&d.join("pids.max")),
             };
         }
+        if let Some(d) = self.v1.get("blkio") {
+            // The throttle counters count every I/O; the others only under the CFQ/BFQ schedulers.
+            let text = std::fs::read_to_string(d.join("blkio.throttle.io_service_bytes_recursive"))
+                .or_else(|_| std::fs::read_to_string(d.join("blkio.io_service_bytes_recursive")))
+                .unwrap_or_default();
+            s.blkio.io_service_bytes_recursive = parse_v1_blkio(&text);
+        }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blkio_from_v1_and_v2_files() {
+        let v1 = parse_v1_blkio("8:0 Read 4096\n8:0 Write 8192\n8:0 Sync 0\n8:16 Read 1\nTotal 12289\n");
+        let b = Blkio {
+            io_service_bytes_recursive: v1,
+        };
+        assert_eq!((b.total("read"), b.total("write")), (4097, 8192));
+        let v2 = parse_v2_io_stat("8:0 rbytes=100 wbytes=200 rios=1 wios=2 dbytes=0 dios=0\n253:1 rbytes=5 wbytes=0\n");
+        assert_eq!(
+            v2[0],
+            BlkioEntry {
+                major: 8,
+                minor: 0,
+                op: "Read".into(),
+                value: 100
+            }
+        );
+        let b = Blkio {
+            io_service_bytes_recursive: v2,
+        };
+        assert_eq!((b.total("Read"), b.total("Write")), (105, 200));
+        assert!(parse_v1_blkio("garbage\n\n").is_empty() && parse_v2_io_stat("x y=z\n").is_empty());
     }
 }
