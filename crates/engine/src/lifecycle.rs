@@ -10,7 +10,7 @@ use nix::unistd::Pid;
 
 use crate::db::{self, Container, State};
 use crate::error::{Context, Error, Result};
-use crate::logs::LogWriter;
+use crate::logs::{LogWriter, Stream};
 use crate::{launch, monitor, owner, remove, rootfs, supervise, Engine};
 
 fn bad_state(ct: &Container, state: &str, what: &str) -> Error {
@@ -114,7 +114,14 @@ fn attached(e: &Engine, ct: &Container, echo: bool) -> Result<i32> {
         let master = l
             .master
             .ok_or_else(|| Error::Invalid("the container sent no terminal".into()))?;
-        return Ok(runtime::tty::relay(master, l.pid)?);
+        if c.auto_remove {
+            return Ok(runtime::tty::relay(master, l.pid)?);
+        }
+        // The terminal's output goes to the log too, so `logs` shows a foreground `-t` run.
+        let mut log = LogWriter::open(&e.paths.log(&ct.id), c.log_max_size)?;
+        let code = runtime::tty::relay_tee(master, l.pid, &mut |b| log.write(Stream::Stdout, b));
+        log.flush();
+        return Ok(code?);
     }
     if c.auto_remove {
         // Nothing to keep a log for: the container's output goes straight to ours.

@@ -380,3 +380,34 @@ fn export_writes_the_containers_own_files_as_a_tar() {
     e.ok(&["rm", "exp"]);
     e.assert_clean();
 }
+
+#[test]
+fn a_foreground_terminal_run_is_in_the_log() {
+    let e = Engine::new();
+    // script(1) gives lbox a terminal to run the container's on.
+    let line = format!(
+        "{} run -t --name fgt busybox sh -c 'echo on-the-terminal; tty'",
+        common::lbox().display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("LBOX_ROOT", e.root())
+        .env("LBOX_RUN", e.path("run"))
+        .env("LBOX_CGROUP_PARENT", &e.cgroup_parent)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script");
+    let shown = stdout(&out);
+    assert!(
+        shown.contains("on-the-terminal") && shown.contains("/dev/pts/"),
+        "{shown} {}",
+        stderr(&out)
+    );
+    let logged = e.ok(&["logs", "fgt"]);
+    assert!(
+        logged.contains("on-the-terminal") && logged.contains("/dev/pts/"),
+        "{logged}"
+    );
+    e.ok(&["rm", "fgt"]);
+    e.assert_clean();
+}

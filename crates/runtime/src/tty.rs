@@ -88,6 +88,11 @@ fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> bool {
 /// Relay until the container's init exits; returns its exit code. The forwarded signals must be
 /// blocked (they are read from a signalfd here).
 pub fn relay(master: OwnedFd, pid: i32) -> Result<i32> {
+    relay_tee(master, pid, &mut |_| {})
+}
+
+/// As [`relay`], also handing the terminal's output to `tee` (a container log).
+pub fn relay_tee(master: OwnedFd, pid: i32, tee: &mut dyn FnMut(&[u8])) -> Result<i32> {
     let sfd = SignalFd::with_flags(&crate::container::forwarded_signals(), SfdFlags::SFD_CLOEXEC)
         .ctx(|| "signalfd".into())?;
     let stdin = unsafe { BorrowedFd::borrow_raw(0) };
@@ -128,6 +133,7 @@ pub fn relay(master: OwnedFd, pid: i32) -> Result<i32> {
             match nix::unistd::read(master.as_fd(), &mut buf) {
                 Ok(n) if n > 0 => {
                     write_all(stdout, &buf[..n]);
+                    tee(&buf[..n]);
                 }
                 // EIO: every slave is closed (the container is gone).
                 _ if exit.is_some() => return Ok(exit.unwrap_or(0)),
