@@ -137,24 +137,21 @@ impl Netlink {
         use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
         use rtnetlink::LinkMessageBuilder;
         let br = self.must_index(bridge)?;
+        // (The peer cannot be made up here: the kernel refuses while the pair is not yet joined.)
         let peer_msg = LinkMessageBuilder::<LinkUnspec>::new()
             .name(peer.to_string())
             .setns_by_fd(netns.as_raw_fd())
             .build();
+        // One request: the kernel enslaves and brings up a new link it is given a controller
+        // and IFF_UP for (one round trip and one name lookup fewer than a second request).
         let pair = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
             .name(host.to_string())
+            .controller(br)
+            .up()
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg)))
             .build();
         self.block(self.handle.link().add(pair).execute())
-            .map_err(nl(format!("create veth pair {host}")))?;
-        let h = self.must_index(host)?;
-        self.block(
-            self.handle
-                .link()
-                .set(LinkUnspec::new_with_index(h).controller(br).up().build())
-                .execute(),
-        )
-        .map_err(nl(format!("attach {host} to bridge {bridge}")))
+            .map_err(nl(format!("create veth pair {host} on bridge {bridge}")))
     }
 
     /// Inside a container's namespace: address `to`, bring it and the loopback up, and route
