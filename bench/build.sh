@@ -13,9 +13,6 @@ N=${N:-10}
 LBOX=$(realpath "$LBOX")
 work=$(mktemp -d /tmp/lbox-buildbench.XXXXXX)
 export LBOX_ROOT=$work/lbox LBOX_RUN=$work/lbox-run LBOX_CGROUP_PARENT=lbox-bench-$$
-podman_() {
-  CONTAINERS_CONF=$work/containers.conf podman --root "$work/podman" --runroot "$work/podman-run" "$@"
-}
 cleanup() {
   "$LBOX" system reset -f >/dev/null 2>&1 || true
   podman_ rm -af >/dev/null 2>&1 || true
@@ -28,24 +25,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-mkdir -p "$work/rootfs"/{bin,etc,tmp,root} "$work/tmp"
-cp /bin/busybox "$work/rootfs/bin/"
-for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "$work/rootfs/bin/$a"; done
-printf 'root:x:0:0:root:/root:/bin/sh\n' >"$work/rootfs/etc/passwd"
-tar -C "$work/rootfs" -cf "$work/rootfs.tar" .
-cat >"$work/containers.conf" <<CONF
-[containers]
-netns="none"
-default_ulimits=["nofile=1024:1024","nproc=1000:1000"]
-[engine]
-runtime="runc"
-cgroup_manager="cgroupfs"
-events_logger="file"
-tmp_dir="$work/tmp"
-CONF
-"$LBOX" import -q "$work/rootfs.tar" busybox:bench --change 'CMD ["sh"]' >/dev/null
-"$LBOX" save -o "$work/busybox.tar" busybox:bench
-podman_ load -q -i "$work/busybox.tar" >/dev/null
+bench_podman_conf "$work"
+bench_busybox_image "$work"
 
 cp -r examples/web "$work/ctx"
 sed -i 's/^FROM busybox$/FROM busybox:bench/' "$work/ctx/Dockerfile"

@@ -32,3 +32,37 @@ bench_cleanup_cgroups() {
 us() { local s e; s=$(date +%s%N); "$@" >/dev/null; e=$(date +%s%N); echo $(( (e - s) / 1000 )); }
 # Median of a file of microsecond figures, in milliseconds.
 median() { sort -n "$1" | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.2f", m/1000}'; }
+
+# A private podman for the comparisons: its containers.conf (no network, runc, cgroupfs, the
+# ulimits this machine allows) in WORK, its store and run directory there. Call podman_ ARGS.
+bench_podman_conf() {
+  local work=$1
+  mkdir -p "$work/tmp"
+  cat >"$work/containers.conf" <<CONF
+[containers]
+netns="none"
+default_ulimits=["nofile=1024:1024","nproc=1000:1000"]
+[engine]
+runtime="runc"
+cgroup_manager="cgroupfs"
+events_logger="file"
+tmp_dir="$work/tmp"
+CONF
+}
+podman_() {
+  CONTAINERS_CONF=$work/containers.conf podman --root "$work/podman" --runroot "$work/podman-run" "$@"
+}
+
+# The same busybox image in both stores: a rootfs made offline, imported into lbox as
+# busybox:bench (CMD sh), saved as a docker-archive and loaded into podman from it.
+bench_busybox_image() {
+  local work=$1
+  mkdir -p "$work/rootfs"/{bin,etc,tmp,root}
+  cp /bin/busybox "$work/rootfs/bin/"
+  for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "$work/rootfs/bin/$a"; done
+  printf 'root:x:0:0:root:/root:/bin/sh\n' >"$work/rootfs/etc/passwd"
+  tar -C "$work/rootfs" -cf "$work/rootfs.tar" .
+  "$LBOX" import -q "$work/rootfs.tar" busybox:bench --change 'CMD ["sh"]' >/dev/null
+  "$LBOX" save -o "$work/busybox.tar" busybox:bench
+  podman_ load -q -i "$work/busybox.tar" >/dev/null
+}
