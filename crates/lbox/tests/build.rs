@@ -661,10 +661,11 @@ fn more_forms_scratch_stages_images_escape_and_the_app_lbox_shell_form() {
                  COPY --from=files /tool.sh /usr/local/bin/tool\n\
                  COPY --from=busybox:latest /etc/passwd /copied-passwd\n\
                  ADD --chown=1000:10 --chmod=600 plain.txt /plain.txt\n\
+                 ADD --chown=1000:10 owned.tar /unpacked/\n\
                  COPY *.txt /texts/\n\
                  RUN echo multi `\n    line > /ml.txt\n\
                  CMD cat /exec.txt /shell.txt /ml.txt; tool; stat -c '%u:%g %a' /plain.txt; \
-                 cmp /copied-passwd /etc/passwd && echo same; ls /texts\n",
+                 cmp /copied-passwd /etc/passwd && echo same; ls /texts; stat -c '%u:%g' /unpacked/pkg /unpacked/pkg/in.txt\n",
             ),
             ("tool.sh", "#!/bin/sh\necho tool ran\n"),
             ("plain.txt", "plain\n"),
@@ -673,6 +674,17 @@ fn more_forms_scratch_stages_images_escape_and_the_app_lbox_shell_form() {
             (".lboxignore", "docker-only.txt\n"),
         ],
     );
+    // An archive whose entries belong to 1234:2345: ADD --chown gives them its owner.
+    write(&e.path("owned"), &[("pkg/in.txt", "inside\n")]);
+    let st = std::process::Command::new("tar")
+        .args(["--owner=1234", "--group=2345", "-C"])
+        .arg(e.path("owned"))
+        .arg("-cf")
+        .arg(format!("{ctx}/owned.tar"))
+        .arg("pkg")
+        .status()
+        .expect("tar");
+    assert!(st.success());
     let iid = e.path("iid");
     let out = e.ok(&[
         "build",
@@ -693,7 +705,7 @@ fn more_forms_scratch_stages_images_escape_and_the_app_lbox_shell_form() {
     };
     assert_eq!(
         e.ok(&["run", "--rm", "forms"]),
-        format!("exec-form {arch}\nshell-form\nmulti line\ntool ran\n1000:10 600\nsame\nplain.txt")
+        format!("exec-form {arch}\nshell-form\nmulti line\ntool ran\n1000:10 600\nsame\nplain.txt\n1000:10\n1000:10")
     );
     // RUN --network=host saw the host's interfaces (not only lo, as --network none would).
     if let Some(dev) = default_route_interface() {

@@ -131,7 +131,11 @@ impl Builder<'_> {
         }
         let into = |name: &std::ffi::OsStr| Path::new(&dest_path).join(name);
         for rel in &items {
-            if c.add && !from_image && !root.is_dir(rel) && self.try_extract(root, rel, &dest, &dest_path, loc)? {
+            if c.add
+                && !from_image
+                && !root.is_dir(rel)
+                && self.try_extract(root, rel, &dest, &dest_path, owner, loc)?
+            {
                 continue;
             }
             if root.is_dir(rel) {
@@ -184,6 +188,7 @@ impl Builder<'_> {
         rel: &Path,
         dest: &std::os::fd::OwnedFd,
         dest_path: &str,
+        owner: Option<(u32, u32)>,
         loc: &Loc,
     ) -> Result<bool> {
         let fd = crate::inroot::open_in(&root.fd, rel, rustix::fs::OFlags::RDONLY)
@@ -197,6 +202,15 @@ impl Builder<'_> {
         let (_, tar) = image::compress::decompress(f).map_err(Error::io(format!("read {}", rel.display())))?;
         let at_dir = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&dir)));
         image::unpack::unpack(tar, &at_dir, &rel.to_string_lossy(), &[]).map_err(|e| at(loc, e.into()))?;
+        if let Some((uid, gid)) = owner {
+            // `ADD --chown` owns what the archive unpacked, as BuildKit does since v0.23: the
+            // archive is read again for its entries' names, each chowned inside `dir`.
+            let fd = crate::inroot::open_in(&root.fd, rel, rustix::fs::OFlags::RDONLY)
+                .map_err(|e| crate::inroot::sys(&format!("open {}", rel.display()), e))?;
+            let (_, tar) = image::compress::decompress(std::fs::File::from(fd))
+                .map_err(Error::io(format!("read {}", rel.display())))?;
+            chown_entries(tar, &dir, uid, gid).map_err(|e| at(loc, e))?;
+        }
         Ok(true)
     }
 }
@@ -267,5 +281,34 @@ pub(super) fn download(url: &str, to: &Path) -> Result<()> {
         .map_err(|e| Error::Invalid(format!("download {url}: {e}")))?;
     let mut f = std::fs::File::create(to).map_err(Error::io(format!("create {}", to.display())))?;
     std::io::copy(&mut resp.body_mut().as_reader(), &mut f).map_err(Error::io(format!("download {url}")))?;
+    Ok(())
+}
+
+/// Give every entry of the archive `tar`, as unpacked below `dir`, the owner uid:gid (links
+/// themselves, not what they point at; paths resolved inside `dir`).
+fn chown_entries(tar: impl std::io::Read, dir: &std::os::fd::OwnedFd, uid: u32, gid: u32) -> Result<()> {
+    use rustix::fs::{AtFlags, OFlags};
+    let mut a = tar::Archive::new(tar);
+    let entries = a.entries().map_err(Error::io("read the archive"))?;
+    for e in entries {
+        let e = e.map_err(Error::io("read the archive"))?;
+        let path = e.path().map_err(Error::io("read the archive"))?.into_owned();
+        let rel = crate::inroot::rel(&path);
+        let (Some(name), parent) = (rel.file_name(), rel.parent().unwrap_or(Path::new(""))) else {
+            continue;
+        };
+        let Ok(pfd) = crate::inroot::open_in(dir, parent, OFlags::PATH | OFlags::DIRECTORY) else {
+            continue;
+        };
+        let owner = (
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+        );
+        match rustix::fs::chownat(&pfd, name, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW) {
+            // A whiteout entry, or one the unpack left out: nothing to own.
+            Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+            Err(err) => return Err(crate::inroot::sys(&format!("chown {}", rel.display()), err)),
+        }
+    }
     Ok(())
 }
