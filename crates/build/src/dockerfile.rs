@@ -785,7 +785,7 @@ fn healthcheck(ins: &Instruction) -> std::result::Result<Healthcheck, String> {
 }
 
 /// A Go `time.ParseDuration` string (`1h30m`, `1.5s`, `300ms`, `0`) in seconds; negative ones too.
-fn go_duration_secs(s: &str) -> Option<f64> {
+pub(crate) fn go_duration_secs(s: &str) -> Option<f64> {
     let (sign, mut rest) = match s.strip_prefix('-') {
         Some(r) => (-1.0, r),
         None => (1.0, s.strip_prefix('+').unwrap_or(s)),

@@ -66,12 +66,15 @@ pub fn exposed(ports: &[String], loc: &Loc) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// A duration as the Dockerfile parser accepted it (Go's syntax, down to `ns`), in nanoseconds;
+/// boxfile.toml's values may also be in the engine's flag syntax.
 fn nanos(flag: &str, v: &Option<String>, loc: &Loc) -> Result<Option<u64>> {
     v.as_deref()
-        .map(|s| {
-            engine::parse::duration_ms(flag, s)
+        .map(|s| match crate::dockerfile::go_duration_secs(s) {
+            Some(secs) if secs >= 0.0 => Ok((secs * 1e9).round() as u64),
+            _ => engine::parse::duration_ms(flag, s)
                 .map(|ms| ms * 1_000_000)
-                .map_err(|e| Error::syntax(loc, e.to_string()))
+                .map_err(|e| Error::syntax(loc, e.to_string())),
         })
         .transpose()
 }
@@ -157,5 +160,24 @@ mod tests {
         .unwrap();
         assert_eq!(h["Interval"], json!(30_000_000_000u64));
         assert_eq!(h["Retries"], json!(3));
+    }
+
+    #[test]
+    fn healthcheck_durations_down_to_nanoseconds() {
+        let loc = Loc {
+            file: "Dockerfile".into(),
+            line: 3,
+        };
+        let h = Healthcheck {
+            test: vec!["CMD".into(), "true".into()],
+            interval: Some("1m30s".into()),
+            timeout: Some("500us".into()),
+            start_period: Some("250ns".into()),
+            retries: Some(2),
+        };
+        let v = healthcheck(&h, &loc).unwrap();
+        assert_eq!(v["Interval"], 90_000_000_000u64);
+        assert_eq!(v["Timeout"], 500_000u64);
+        assert_eq!(v["StartPeriod"], 250u64);
     }
 }
