@@ -7,8 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-3}
 SIZE_MB=${SIZE_MB:-200}
-LBOX=${LBOX:-target/release/lbox}
-[ -x "$LBOX" ] || cargo build --release -q
+. bench/lib.sh
 LBOX=$(realpath "$LBOX")
 work=$(mktemp -d /tmp/lbox-pullbench.XXXXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -84,15 +83,7 @@ img=127.0.0.1:$port/bench/big:1
 skopeo copy -q --dest-tls-verify=false "oci:$work/oci:big" "docker://$img"
 mb=$(cat "$work/unpacked_mb")
 
-cat >"$work/containers.conf" <<CONF
-[containers]
-netns="none"
-default_ulimits=["nofile=1024:1024","nproc=1000:1000"]
-[engine]
-runtime="runc"
-cgroup_manager="cgroupfs"
-events_logger="file"
-CONF
+bench_podman_conf "$work"
 ms() {
   local s e
   s=$(date +%s%N)

@@ -17,12 +17,10 @@ impl Builder<'_> {
                 let StepKind::Copy(c) = &step.kind else { continue };
                 let loc = &step.loc;
                 if let Some(from) = c.from.as_deref().filter(|f| !f.contains('$')) {
-                    let bare = !from.contains(['/', ':', '@', '.']);
-                    if self.stage_ref(from, usize::MAX).is_none() && bare && self.store.find(from).is_err() {
-                        return Err(Error::syntax(
-                            loc,
-                            format!("--from={from}: no stage of that name in the build file, and no local image"),
-                        ));
+                    if self.stage_ref(from, usize::MAX).is_none() {
+                        if let Some(Err(e)) = self.bare_from(from, loc) {
+                            return Err(e);
+                        }
                     }
                     continue;
                 }

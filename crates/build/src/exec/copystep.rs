@@ -14,6 +14,21 @@ use crate::mounted::Mounted;
 use crate::plan::{CopySpec, Loc};
 
 impl Builder<'_> {
+    /// `--from=WORD` that names no stage: a bare word is most likely a stage name mistyped, which
+    /// Docker would try to pull from Docker Hub; only a local image of that name is taken. None
+    /// for a reference with a registry, tag or digest (resolved, and pulled, as FROM is).
+    pub(super) fn bare_from(&self, from: &str, loc: &Loc) -> Option<Result<Digest>> {
+        if from.contains(['/', ':', '@', '.']) {
+            return None;
+        }
+        Some(self.store.find(from).map(|i| i.id).map_err(|_| {
+            Error::syntax(
+                loc,
+                format!("--from={from}: no stage of that name in the build file, and no local image"),
+            )
+        }))
+    }
+
     /// Where COPY reads from, with everything it will copy hashed into `inputs`.
     pub(super) fn copy_inputs(
         &mut self,
@@ -30,15 +45,10 @@ impl Builder<'_> {
                     .get(&j)
                     .cloned()
                     .ok_or_else(|| Error::syntax(loc, format!("--from={from}: the stage is not built yet")))?,
-                // A bare word is most likely a stage name mistyped: Docker would try to pull it
-                // from Docker Hub; only a local image of that name is taken.
-                None if !from.contains(['/', ':', '@', '.']) => self.store.find(from).map(|i| i.id).map_err(|_| {
-                    Error::syntax(
-                        loc,
-                        format!("--from={from}: no stage of that name in the build file, and no local image"),
-                    )
-                })?,
-                None => (self.opts.resolve_image)(from, self.opts.pull).map_err(|e| at(loc, e))?,
+                None => match self.bare_from(from, loc) {
+                    Some(found) => found?,
+                    None => (self.opts.resolve_image)(from, self.opts.pull).map_err(|e| at(loc, e))?,
+                },
             };
             inputs.extend_from_slice(id.to_string().as_bytes());
             let m = Mounted::new(self.store, &id, false)?;
