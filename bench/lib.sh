@@ -28,8 +28,13 @@ bench_cleanup_cgroups() {
   find /sys/fs/cgroup -maxdepth 7 -depth -type d -path "*/$1*" -exec rmdir {} + 2>/dev/null || true
 }
 
-# Run a command, print how long it took in microseconds.
-us() { local s e; s=$(date +%s%N); "$@" >/dev/null; e=$(date +%s%N); echo $(( (e - s) / 1000 )); }
+# Run a command, print how long it took in microseconds. The clock is bash's own
+# $EPOCHREALTIME: forking `date` around the command would add about 1 ms to every figure.
+us() {
+  local s e
+  s=${EPOCHREALTIME/./}; "$@" >/dev/null; e=${EPOCHREALTIME/./}
+  echo $(( e - s ))
+}
 # Median of a file of microsecond figures, in milliseconds.
 median() { sort -n "$1" | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.2f", m/1000}'; }
 

@@ -21,8 +21,15 @@ pub struct Launched {
     pub ports: Vec<OwnedFd>,
 }
 
+/// A prepared bundle: its directory, and the spec its config.json was written from (handed to
+/// the built-in runtime as it is, rather than read back and parsed).
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub spec: oci_spec::runtime::Spec,
+}
+
 /// Mount the root filesystem and write the bundle (config.json, hosts, hostname, resolv.conf).
-pub fn prepare(e: &Engine, ct: &Container) -> Result<PathBuf> {
+pub fn prepare(e: &Engine, ct: &Container) -> Result<Bundle> {
     let c = &ct.config;
     let dir = e.paths.container(&ct.id);
     rootfs::mount(e, &ct.id, &c.image_id, c.auto_remove)?;
@@ -95,11 +102,13 @@ pub fn prepare(e: &Engine, ct: &Container) -> Result<PathBuf> {
         init: init.as_deref(),
         join_net: joined.as_ref().map(|(ns, dir)| (ns.clone(), dir.as_path())),
     })?;
-    let text = serde_json::to_vec_pretty(&spec).map_err(|err| Error::Invalid(format!("spec: {err}")))?;
+    // Kept for `exec` and for anyone inspecting the container; compact, as runc's tools write it.
+    let text = serde_json::to_vec(&spec).map_err(|err| Error::Invalid(format!("spec: {err}")))?;
     let tmp = dir.join(".config.json.tmp");
     std::fs::write(&tmp, text).ctx(|| format!("write {}", tmp.display()))?;
     std::fs::rename(&tmp, dir.join("config.json")).ctx(|| format!("write {}", dir.display()))?;
-    Ok(dir)
+    let spec = serde_json::from_value(spec).map_err(|err| Error::Invalid(format!("spec: {err}")))?;
+    Ok(Bundle { dir, spec })
 }
 
 /// `--network container:OTHER`: OTHER's network namespace and its directory (hosts,
@@ -143,7 +152,7 @@ pub fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 
 /// Start the container's process with `fds` as its standard streams and record it running,
 /// owned by this process.
-pub fn start_recorded(e: &Engine, ct: &Container, bundle: &Path, fds: [Option<RawFd>; 3]) -> Result<Launched> {
+pub fn start_recorded(e: &Engine, ct: &Container, bundle: &Bundle, fds: [Option<RawFd>; 3]) -> Result<Launched> {
     let l = with_stdio(fds, || launch(e, ct, bundle))??;
     crate::db::set_running(
         e.db(),
@@ -211,9 +220,9 @@ fn dup2(from: RawFd, to: RawFd) -> Result<()> {
 
 /// Create and start the container's process with the built-in runtime. The forwarded signals
 /// (runtime::container::forwarded_signals) must be blocked by the caller.
-pub fn launch(e: &Engine, ct: &Container, bundle: &Path) -> Result<Launched> {
+pub fn launch(e: &Engine, ct: &Container, bundle: &Bundle) -> Result<Launched> {
     if let Some(rt) = &ct.config.runtime {
-        return crate::external::launch(e, ct, rt, bundle);
+        return crate::external::launch(e, ct, rt, &bundle.dir);
     }
     let store = e.runtime_store();
     // Left over from a monitor that died before it could clean up.
@@ -222,17 +231,46 @@ pub fn launch(e: &Engine, ct: &Container, bundle: &Path) -> Result<Launched> {
     }
     let opts = runtime::container::CreateOpts {
         id: ct.id.clone(),
-        bundle: bundle.to_path_buf(),
+        bundle: bundle.dir.clone(),
+        spec: Some(bundle.spec.clone()),
         own_console: ct.config.tty,
         ..Default::default()
     };
-    let c = runtime::container::create(&store, &opts, false).map_err(classify)?;
+    // The network is wired while the init sets up its mounts (attach fails before anything is
+    // made when a host port is taken).
+    let mut ports = Vec::new();
+    let mut net_err = None;
+    let created = runtime::container::create_with(&store, &opts, false, &mut |pid| match crate::netconnect::attach(
+        e, ct, pid,
+    ) {
+        Ok(p) => {
+            ports = p;
+            Ok(())
+        }
+        Err(err) => {
+            let msg = err.to_string();
+            net_err = Some(err);
+            Err(runtime::Error::Container(msg))
+        }
+    });
+    let c = match created {
+        Ok(c) => c,
+        Err(err) => {
+            if let Some(net) = net_err {
+                return Err(net);
+            }
+            // The init failed after its network was wired: free its address and ports.
+            let _ = crate::netconnect::detach(e, ct);
+            return Err(classify(err));
+        }
+    };
     let pid = c.record.pid;
     let master = match &c.console {
         Some(sock) => match runtime::tty::receive_master(sock) {
             Ok(m) => Some(m),
             Err(err) => {
                 abort(&store, &c.record);
+                let _ = crate::netconnect::detach(e, ct);
                 return Err(err.into());
             }
         },
@@ -241,13 +279,6 @@ pub fn launch(e: &Engine, ct: &Container, bundle: &Path) -> Result<Launched> {
     if let Some(m) = &master {
         runtime::tty::inherit_size(m);
     }
-    let ports = match crate::netconnect::attach(e, ct, pid) {
-        Ok(p) => p,
-        Err(err) => {
-            abort(&store, &c.record);
-            return Err(err);
-        }
-    };
     if let Err(err) = c.start() {
         abort(&store, &c.record);
         let _ = crate::netconnect::detach(e, ct);

@@ -371,3 +371,26 @@ fn resource_limits_reach_the_cgroup() {
     assert!(lines[2].starts_with("50000"), "{out}");
     e.assert_clean();
 }
+
+/// The runtime moves a new init to another CPU while it sets up (runtime::spawn::spread): the
+/// container's process must still get every CPU we may run on.
+#[test]
+fn container_keeps_the_callers_cpu_affinity() {
+    let e = Engine::new();
+    let ours = std::fs::read_to_string("/proc/self/status").expect("read our status");
+    let want = ours
+        .lines()
+        .find(|l| l.starts_with("Cpus_allowed_list:"))
+        .expect("Cpus_allowed_list in /proc/self/status")
+        .to_string();
+    let out = e.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "grep",
+        "Cpus_allowed_list:",
+        "/proc/self/status",
+    ]);
+    assert_eq!(out.trim(), want.trim());
+    e.assert_clean();
+}

@@ -695,6 +695,15 @@ fn seccomp_rule_with_argument_condition() {
     }
 }
 
+/// The init waits for `start` on a socket: a profile that refuses the socket calls makes it load
+/// the filter only after the wait, right before the exec (it would otherwise lock itself out).
+#[test]
+fn seccomp_profile_refusing_the_inits_socket_calls_still_starts() {
+    let b = sh("seccomp-sockets", MKDIR_SCRIPT);
+    set_seccomp(&b, json!([errno_rule(&["recvfrom", "sendto", "mkdir", "mkdirat"])]));
+    assert_mkdir_blocked(&b);
+}
+
 #[test]
 fn seccomp_unknown_syscall_is_ignored() {
     let b = sh("seccomp-unknown", MKDIR_SCRIPT);

@@ -13,7 +13,7 @@ use crate::error::{Context, Error, Result};
 /// Messages from the runtime to the init.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub enum ToInit {
-    /// Id maps written and cgroup joined: go on with the setup.
+    /// Id maps written (when the init was cloned into a new user namespace): go on with the setup.
     Go,
     /// createRuntime/prestart hooks ran: pivot into the rootfs.
     HooksDone,
@@ -21,8 +21,9 @@ pub enum ToInit {
     Start,
     /// The user namespace's id maps are written.
     MapsDone,
-    /// The init is in its cgroup.
-    CgroupJoined,
+    /// The init's cgroup exists and has its limits; the runtime added the init when it does
+    /// that itself (otherwise the init joins on its own).
+    CgroupReady,
 }
 
 /// Messages from the init to the runtime.

@@ -23,6 +23,9 @@ use crate::{namespaces, seccomp};
 pub struct CreateOpts {
     pub id: String,
     pub bundle: PathBuf,
+    /// The bundle's config.json already parsed (the engine wrote it from this spec): spares
+    /// reading and parsing it again.
+    pub spec: Option<oci_spec::runtime::Spec>,
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
     /// Unix socket to send a pidfd of the container's init to (runc's --pidfd-socket).
@@ -102,7 +105,22 @@ pub fn forwarded_signals() -> SigSet {
 /// With `fifo`, the init waits on the exec fifo for `start` (runc's create); without, on the channel
 /// (`run`). Signals in `forwarded_signals` must already be blocked by a foreground caller.
 pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
-    let bundle = Bundle::load(&o.bundle)?;
+    create_with(store, o, fifo, &mut |_| Ok(()))
+}
+
+/// As [`create`]; `during_setup` runs here with the init's pid while the init sets up its mounts,
+/// when the init was cloned into a new network namespace (the engine wires the container's
+/// network then, in parallel, rather than after the init is ready). A failure undoes the create.
+pub fn create_with(
+    store: &Store,
+    o: &CreateOpts,
+    fifo: bool,
+    during_setup: &mut dyn FnMut(i32) -> Result<()>,
+) -> Result<Created> {
+    let bundle = match &o.spec {
+        Some(spec) => Bundle::from_spec(&o.bundle, spec.clone())?,
+        None => Bundle::load(&o.bundle)?,
+    };
     let process = bundle.process()?.clone();
     let terminal = process.terminal() == Some(true);
     check_terminal(terminal, o)?;
@@ -122,7 +140,13 @@ pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
     let mut record = Record::from_spec(&o.id, &bundle.dir, &bundle.rootfs, &bundle.spec, cgroup.clone());
     // From here on, any failure must undo what was made.
     let made = (|| -> Result<Created> {
-        cgroup.create(linux.and_then(|l| l.resources().as_ref()))?;
+        let resources = linux.and_then(|l| l.resources().as_ref());
+        // v2 clones straight into the cgroup, which must exist first. v1's directories (one per
+        // hierarchy, ~1 ms in all) are made after the clone, while the init sets up its mounts.
+        let create_late = !cgroup.is_v2();
+        if !create_late {
+            cgroup.create(resources)?;
+        }
         let gate_fd = if fifo { Some(make_exec_fifo(&dir)?) } else { None };
         let (console, console_rx) = console_socket(o, terminal)?;
         let (parent_end, child_end) = channel::pair()?;
@@ -152,6 +176,7 @@ pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
             ),
             None => None,
         };
+        let affinity = crate::spawn::spreadable_mask();
         // Safety: the runtime is single-threaded here, so the child may allocate and run Rust code.
         let (pid, in_cgroup) = match unsafe { crate::spawn::fork_into(plan.clone_flags, cgroup_dir.as_ref())? } {
             crate::spawn::Forked::Child => (0, false),
@@ -181,12 +206,18 @@ pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
                 parent_hooks: !prestart.is_empty() || !create_runtime.is_empty(),
                 join_cgroup_self,
                 record: record.clone(),
+                affinity,
+                cgroup_ready: std::cell::Cell::new(false),
                 cgroup_joined: std::cell::Cell::new(false),
+                cgroup_entered: std::cell::Cell::new(false),
                 new_keyring: !o.no_new_keyring,
                 trampoline: Some(trampoline),
                 start_fifo: std::cell::RefCell::new(None),
             };
             init.main();
+        }
+        if let Some(mask) = &affinity {
+            crate::spawn::spread(pid, mask);
         }
         drop(cgroup_dir);
         drop(child_end);
@@ -199,13 +230,15 @@ pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
             pid,
             spec: &bundle.spec,
             record: &record,
+            cgroup: &cgroup,
+            plan: &plan,
         };
         let mut done = handshake.run(
-            &cgroup,
+            create_late.then_some(resources),
             !in_cgroup && !join_cgroup_self,
-            &plan,
             &prestart,
             &create_runtime,
+            during_setup,
         );
         if done.is_ok() {
             record.pid_start = state::proc_stat(pid).map_or(0, |(_, s)| s);
@@ -282,27 +315,40 @@ struct Handshake<'a> {
     pid: i32,
     spec: &'a oci_spec::runtime::Spec,
     record: &'a Record,
+    cgroup: &'a CgroupPaths,
+    plan: &'a namespaces::Plan,
 }
 
 impl Handshake<'_> {
+    /// `create`: the cgroup is still to be made, with these resources.
     fn run(
         &self,
-        cgroup: &CgroupPaths,
+        create: Option<Option<&oci_spec::runtime::LinuxResources>>,
         attach: bool,
-        plan: &namespaces::Plan,
         prestart: &[oci_spec::runtime::Hook],
         create_runtime: &[oci_spec::runtime::Hook],
+        during_setup: &mut dyn FnMut(i32) -> Result<()>,
     ) -> Result<()> {
-        if plan.new_user && !plan.unshare.contains(nix::sched::CloneFlags::CLONE_NEWUSER) {
+        let (cgroup, plan) = (self.cgroup, self.plan);
+        if plan.waits_for_maps() {
             namespaces::write_id_maps(self.pid, self.spec)?;
+            send_or_failure(self.chan, &ToInit::Go)?;
         }
-        send_or_failure(self.chan, &ToInit::Go)?;
-        // When the init cannot join its cgroup itself, we attach it while it sets up; it waits for
-        // CgroupJoined before anything that needs it.
+        // The cgroup is made (and, when the init cannot join it itself, the init attached) while
+        // the init sets up; it waits for CgroupReady before anything that needs the cgroup.
+        if let Some(res) = create {
+            cgroup.create(res)?;
+        }
         if attach {
             cgroup.add_pid(self.pid)?;
         }
-        send_or_failure(self.chan, &ToInit::CgroupJoined)?;
+        send_or_failure(self.chan, &ToInit::CgroupReady)?;
+        // The network namespace the init was cloned into exists already; one it joins by path
+        // is only entered later, so work on it waits until the init is ready.
+        let new_net = plan.clone_flags.contains(nix::sched::CloneFlags::CLONE_NEWNET);
+        if new_net {
+            during_setup(self.pid)?;
+        }
         loop {
             match self.chan.recv::<FromInit>()? {
                 Some(FromInit::NeedMaps) => {
@@ -315,7 +361,8 @@ impl Handshake<'_> {
                     hooks::run_all(Kind::CreateRuntime, create_runtime, &st)?;
                     send_or_failure(self.chan, &ToInit::HooksDone)?;
                 }
-                Some(FromInit::Ready) => return Ok(()),
+                Some(FromInit::Ready) if new_net => return Ok(()),
+                Some(FromInit::Ready) => return during_setup(self.pid),
                 Some(FromInit::Failed(msg)) => return Err(Error::Container(msg)),
                 None => return Err(Error::Container("the container init exited during setup".into())),
             }

@@ -17,6 +17,25 @@ use crate::rootfs::{self, Rootfs};
 use crate::seccomp::Filter;
 use crate::{console, spec};
 
+/// What the init does after an early lock-down (see `setup`): receive Start, report a failure,
+/// allocate memory, write to stderr, close, exit, and exec through the trampoline.
+const WAIT_AND_EXEC_SYSCALLS: &[&str] = &[
+    "recvfrom",
+    "sendto",
+    "brk",
+    "mmap",
+    "munmap",
+    "mremap",
+    "madvise",
+    "futex",
+    "write",
+    "close",
+    "exit",
+    "exit_group",
+    "execve",
+    "execveat",
+];
+
 /// How the init learns that it may exec the user's program.
 pub enum StartGate {
     /// `create`: block opening the exec fifo for writing until `start` opens it for reading.
@@ -41,7 +60,15 @@ pub struct Init<'a> {
     pub parent_hooks: bool,
     /// The container's record, for the state document hooks read on stdin.
     pub record: crate::state::Record,
+    /// The CPUs to restore once the runtime is done with us (it may have moved us to another
+    /// CPU to run beside it: spawn::spread).
+    pub affinity: Option<nix::sched::CpuSet>,
+    /// The runtime said the cgroup is ready (made, and joined when the runtime adds us).
+    pub cgroup_ready: std::cell::Cell<bool>,
+    /// We are in our cgroup.
     pub cgroup_joined: std::cell::Cell<bool>,
+    /// ... and, with a new cgroup namespace, in that too.
+    pub cgroup_entered: std::cell::Cell<bool>,
     /// The init moves itself into its v1 cgroups (fast); otherwise the runtime adds it.
     pub join_cgroup_self: bool,
     pub new_keyring: bool,
@@ -70,9 +97,9 @@ impl Init<'_> {
     fn wait_for(&self, want: ToInit) -> Result<()> {
         loop {
             match self.chan.recv::<ToInit>()? {
-                // The runtime joins us to the cgroup while we set up (v1's attach can take
-                // milliseconds): it says so whenever it is done.
-                Some(ToInit::CgroupJoined) if want != ToInit::CgroupJoined => self.cgroup_joined.set(true),
+                // The runtime makes our cgroup while we set up (v1: ~1 ms): it says so
+                // whenever it is done.
+                Some(ToInit::CgroupReady) if want != ToInit::CgroupReady => self.cgroup_ready.set(true),
                 Some(m) if m == want => return Ok(()),
                 Some(m) => return Err(Error::Init(format!("expected {want:?} from the runtime, got {m:?}"))),
                 // The runtime is gone: nothing to report to.
@@ -81,17 +108,45 @@ impl Init<'_> {
         }
     }
 
-    fn wait_cgroup(&self) -> Result<()> {
-        if !self.cgroup_joined.get() {
-            self.wait_for(ToInit::CgroupJoined)?;
-            self.cgroup_joined.set(true);
+    /// Be in the container's cgroup, and in a new cgroup namespace if the spec has one (rooted at
+    /// the cgroup we are in when we make it). Done as late as the setup allows: until the
+    /// first cgroup mount, hooks or the end of the setup, so that the runtime's making of the
+    /// cgroup (v1: a directory per hierarchy, ~1 ms) overlaps the init's mounts.
+    fn enter_cgroup(&self) -> Result<()> {
+        if self.cgroup_entered.get() {
+            return Ok(());
         }
+        self.join_cgroup()?;
+        if self.plan.new_cgroup {
+            crate::namespaces::unshare_rest(nix::sched::CloneFlags::CLONE_NEWCGROUP)?;
+        }
+        self.cgroup_entered.set(true);
+        Ok(())
+    }
+
+    /// Be in the container's cgroup (without the namespace).
+    fn join_cgroup(&self) -> Result<()> {
+        if self.cgroup_joined.get() {
+            return Ok(());
+        }
+        if !self.cgroup_ready.get() {
+            self.wait_for(ToInit::CgroupReady)?;
+            self.cgroup_ready.set(true);
+        }
+        if let Some(mask) = &self.affinity {
+            nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), mask)
+                .ctx(|| "restore the CPU affinity".into())?;
+        }
+        if self.join_cgroup_self {
+            self.cgroup.join_self()?;
+        }
+        self.cgroup_joined.set(true);
         Ok(())
     }
 
     fn steps(&self) -> Error {
-        match self.setup() {
-            Ok(f) => f.run(),
+        match self.setup().and_then(|f| f.exec()) {
+            Ok(never) => match never {},
             Err(e) => e,
         }
     }
@@ -106,10 +161,10 @@ impl Init<'_> {
         nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).ctx(|| "set pdeathsig".into())?;
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.sigmask), None)
             .ctx(|| "restore signal mask".into())?;
-        self.wait_for(ToInit::Go)?;
-        if self.join_cgroup_self {
-            self.cgroup.join_self()?;
-            self.cgroup_joined.set(true);
+        // Only id maps need waiting for: the cgroup is joined later (enter_cgroup), so the
+        // init's setup runs on the other core while the runtime makes the cgroup.
+        if self.plan.waits_for_maps() {
+            self.wait_for(ToInit::Go)?;
         }
         let hooks = s.hooks().as_ref();
         let create_hooks = hooks.and_then(|h| h.create_container().as_deref()).unwrap_or(&[]);
@@ -135,16 +190,22 @@ impl Init<'_> {
             crate::lsm::join_session_keyring(&self.record.id)?;
         }
         self.set_identity()?;
-        let rfs = Rootfs::open(s, &self.rootfs, self.plan.new_user, self.plan.new_cgroup, self.cgroup)?;
+        let enter_cgroup = || self.enter_cgroup();
+        let rfs = Rootfs::open(
+            s,
+            &self.rootfs,
+            self.plan.new_user,
+            self.plan.new_cgroup,
+            self.cgroup,
+            &enter_cgroup,
+        )?;
         rfs.mount_all()?;
         rfs.create_devices()?;
+        // Hooks run in the container's cgroup (and see its cgroup namespace).
+        self.enter_cgroup()?;
         if self.parent_hooks {
             self.chan.send(&FromInit::RunHooks)?;
             self.wait_for(ToInit::HooksDone)?;
-        }
-        if !create_hooks.is_empty() {
-            // The hooks' processes must be in the container's cgroup too.
-            self.wait_cgroup()?;
         }
         hooks::run_all(Kind::CreateContainer, create_hooks, &state_json)?;
         let agent = match (self.seccomp, &record) {
@@ -165,12 +226,20 @@ impl Init<'_> {
         self.oom_score_adj(p)?;
         let (program, env) = process::program(p)?;
         nix::sys::prctl::set_pdeathsig(None).ctx(|| "clear pdeathsig".into())?;
-        self.wait_cgroup()?;
-        self.chan.send(&FromInit::Ready)?;
-        self.wait_start()?;
-        crate::lsm::apparmor_on_exec(p.apparmor_profile().as_deref())?;
-        hooks::run_all(Kind::StartContainer, start_hooks, &state_json)?;
-        Ok(Final {
+        // Locked down while the runtime records us ready, when nothing between that and the
+        // exec needs privileges (start hooks, an AppArmor exec label, a seccomp agent, the exec
+        // fifo's reopen) and the profile allows the little we still do (receive Start, report a
+        // failure, allocate, exec). Then `start` waits only for the exec, not for the seccomp
+        // load (~0.5 ms) and the capability and user switch.
+        let early = matches!(self.gate, StartGate::Channel)
+            && start_hooks.is_empty()
+            && p.apparmor_profile().is_none()
+            && agent.is_none()
+            && s.linux()
+                .as_ref()
+                .and_then(|l| l.seccomp().as_ref())
+                .is_none_or(|sc| crate::seccomp::allows_unconditionally(sc, WAIT_AND_EXEC_SYSCALLS));
+        let fin = Final {
             process: p,
             program,
             env,
@@ -179,7 +248,18 @@ impl Init<'_> {
             preserve_fds: self.preserve_fds,
             agent,
             trampoline: self.trampoline.as_ref(),
-        })
+        };
+        self.chan.send(&FromInit::Ready)?;
+        if early {
+            fin.lock_down()?;
+        }
+        self.wait_start()?;
+        if !early {
+            crate::lsm::apparmor_on_exec(p.apparmor_profile().as_deref())?;
+            hooks::run_all(Kind::StartContainer, start_hooks, &state_json)?;
+            fin.lock_down()?;
+        }
+        Ok(fin)
     }
 
     fn enter_namespaces(&self) -> Result<()> {
@@ -187,11 +267,12 @@ impl Init<'_> {
             crate::namespaces::join(*kind, path)?;
         }
         let user_unshared = self.plan.unshare.contains(nix::sched::CloneFlags::CLONE_NEWUSER);
-        if self.plan.new_cgroup {
-            // A cgroup namespace is rooted at the cgroup we are in when we make it.
-            self.wait_cgroup()?;
+        if user_unshared {
+            // Once in a new user namespace we may no longer write the host's cgroup files.
+            self.join_cgroup()?;
         }
-        crate::namespaces::unshare_rest(self.plan.unshare)?;
+        // The cgroup namespace comes later, in enter_cgroup.
+        crate::namespaces::unshare_rest(self.plan.unshare - nix::sched::CloneFlags::CLONE_NEWCGROUP)?;
         if user_unshared {
             self.chan.send(&FromInit::NeedMaps)?;
             self.wait_for(ToInit::MapsDone)?;

@@ -76,6 +76,14 @@ pub fn join(kind: T, path: &PathBuf) -> Result<()> {
     setns(f.as_fd(), flag(kind)).ctx(|| format!("join {kind} namespace {}", path.display()))
 }
 
+impl Plan {
+    /// The init was cloned into a new user namespace: it must wait for the runtime to write the
+    /// id maps before it does anything (ToInit::Go). Otherwise it starts its setup at once.
+    pub fn waits_for_maps(&self) -> bool {
+        self.new_user && !self.unshare.contains(CloneFlags::CLONE_NEWUSER)
+    }
+}
+
 pub fn unshare_rest(flags: CloneFlags) -> Result<()> {
     if flags.is_empty() {
         return Ok(());

@@ -280,18 +280,17 @@ pub struct Final<'a> {
 
 impl Final<'_> {
     pub fn run(&self) -> Error {
-        match self.steps() {
+        match self.lock_down().and_then(|()| self.exec()) {
             Ok(never) => match never {},
             Err(e) => e,
         }
     }
 
-    fn steps(&self) -> Result<std::convert::Infallible> {
+    /// Capabilities, seccomp, user, cwd, no_new_privs, close-on-exec of the inherited fds:
+    /// everything before the exec. Afterwards the process may only do what the container's
+    /// process may.
+    pub fn lock_down(&self) -> Result<()> {
         let p = self.process;
-        let argv = cstrings(p.args().as_deref().unwrap_or(&[]))?;
-        let envp = cstrings(&self.env)?;
-        let prog = CString::new(self.program.as_os_str().as_encoded_bytes())
-            .map_err(|_| Error::Init("program path has a NUL".into()))?;
         if let Some(c) = p.capabilities() {
             capabilities::apply_bounding(c)?;
         }
@@ -312,6 +311,16 @@ impl Final<'_> {
             }
         }
         cloexec_from(3 + self.preserve_fds);
+        Ok(())
+    }
+
+    /// execve the process (after `lock_down`). Returns only on failure.
+    pub fn exec(&self) -> Result<std::convert::Infallible> {
+        let p = self.process;
+        let argv = cstrings(p.args().as_deref().unwrap_or(&[]))?;
+        let envp = cstrings(&self.env)?;
+        let prog = CString::new(self.program.as_os_str().as_encoded_bytes())
+            .map_err(|_| Error::Init("program path has a NUL".into()))?;
         if let Some(t) = self.trampoline {
             return Err(crate::trampoline::exec(t, &prog, &argv, &envp));
         }

@@ -38,6 +38,9 @@ pub struct Rootfs<'a> {
     userns: bool,
     new_cgroupns: bool,
     cgroup: &'a CgroupPaths,
+    /// Called before the first cgroup mount: the init may still be on its way into its cgroup
+    /// (the runtime makes v1 cgroups while the init mounts the rest).
+    enter_cgroup: &'a dyn Fn() -> Result<()>,
 }
 
 impl<'a> Rootfs<'a> {
@@ -49,6 +52,7 @@ impl<'a> Rootfs<'a> {
         userns: bool,
         new_cgroupns: bool,
         cgroup: &'a CgroupPaths,
+        enter_cgroup: &'a dyn Fn() -> Result<()>,
     ) -> Result<Self> {
         do_mount(
             None,
@@ -77,6 +81,7 @@ impl<'a> Rootfs<'a> {
             userns,
             new_cgroupns,
             cgroup,
+            enter_cgroup,
         })
     }
 
@@ -90,8 +95,25 @@ impl<'a> Rootfs<'a> {
     }
 
     pub fn mount_all(&self) -> Result<()> {
-        for m in self.spec.mounts().iter().flatten() {
-            self.mount_one(m)?;
+        let mounts = self.spec.mounts().as_deref().unwrap_or(&[]);
+        // cgroup mounts wait for the runtime to make the cgroup: they go last unless a later
+        // mount lands below one.
+        let is_cgroup = |m: &Mount| matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2"));
+        let deferred = |i: usize| {
+            is_cgroup(&mounts[i])
+                && !mounts[i + 1..]
+                    .iter()
+                    .any(|later| later.destination().starts_with(mounts[i].destination()))
+        };
+        for (i, m) in mounts.iter().enumerate() {
+            if !deferred(i) {
+                self.mount_one(m)?;
+            }
+        }
+        for (i, m) in mounts.iter().enumerate() {
+            if deferred(i) {
+                self.mount_one(m)?;
+            }
         }
         Ok(())
     }
@@ -203,6 +225,9 @@ impl<'a> Rootfs<'a> {
 
     /// `/sys/fs/cgroup`: the container's own cgroup directories, never the host's whole tree.
     fn mount_cgroup(&self, dest: &Path, opts: &Options) -> Result<()> {
+        // Both a cgroup namespace's mount and a bind of the container's directory need the
+        // cgroup made and joined.
+        (self.enter_cgroup)()?;
         let flags = opts.flags - (MsFlags::MS_RDONLY | MsFlags::MS_BIND | MsFlags::MS_REC);
         if let Some(dir) = &self.cgroup.unified {
             let t = self.target(dest, false)?;

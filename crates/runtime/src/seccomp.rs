@@ -1,5 +1,7 @@
 //! Seccomp: the spec's profile compiled with libseccomp. Compiled before the container is reported
-//! ready (so a bad profile fails `create`), loaded right before the user process is exec'd.
+//! ready (so a bad profile fails `create`), loaded when the init locks itself down: right before
+//! the user process is exec'd, or, on the `run` path, while the runtime records the container
+//! ready (see init::Init::setup).
 
 use std::os::fd::{AsRawFd, RawFd};
 
@@ -177,6 +179,19 @@ pub fn compile_cached(s: &LinuxSeccomp, cache: Option<&std::path::Path>) -> Resu
     Ok(f)
 }
 
+/// Whether every syscall in `names` is allowed by `s` whatever its arguments: allowed by default
+/// and named in no rule, or named only in rules that allow it with no argument conditions.
+pub fn allows_unconditionally(s: &LinuxSeccomp, names: &[&str]) -> bool {
+    let rules = s.syscalls().as_deref().unwrap_or(&[]);
+    names.iter().all(|name| {
+        let mut named = rules.iter().filter(|r| r.names().iter().any(|n| n == name)).peekable();
+        if named.peek().is_none() {
+            return s.default_action() == A::ScmpActAllow;
+        }
+        named.all(|r| r.action() == A::ScmpActAllow && r.args().as_ref().is_none_or(|a| a.is_empty()))
+    })
+}
+
 fn raw_flags(s: &LinuxSeccomp) -> u32 {
     let mut flags = 0;
     for f in s.flags().iter().flatten() {
@@ -334,4 +349,33 @@ fn load_raw(bpf: &[u8], flags: u32) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(json: &str) -> LinuxSeccomp {
+        serde_json::from_str(json).expect("test profile")
+    }
+
+    #[test]
+    fn unconditional_allows() {
+        let allowlist = profile(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[
+                {"names":["read","write"],"action":"SCMP_ACT_ALLOW"},
+                {"names":["clone"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":1,"op":"SCMP_CMP_EQ"}]},
+                {"names":["write"],"action":"SCMP_ACT_ALLOW"}]}"#,
+        );
+        assert!(allows_unconditionally(&allowlist, &["read", "write"]));
+        // Allowed only for some arguments, or not named under a denying default.
+        assert!(!allows_unconditionally(&allowlist, &["read", "clone"]));
+        assert!(!allows_unconditionally(&allowlist, &["recvfrom"]));
+        let denylist = profile(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
+                {"names":["recvfrom"],"action":"SCMP_ACT_ERRNO"}]}"#,
+        );
+        assert!(allows_unconditionally(&denylist, &["sendto", "brk"]));
+        assert!(!allows_unconditionally(&denylist, &["sendto", "recvfrom"]));
+    }
 }

@@ -4,7 +4,8 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
-use nix::sched::CloneFlags;
+use nix::sched::{sched_getaffinity, sched_setaffinity, CloneFlags, CpuSet};
+use nix::unistd::Pid;
 
 use crate::error::{Error, Result};
 
@@ -94,4 +95,31 @@ pub unsafe fn fork_into(flags: CloneFlags, cgroup: Option<&OwnedFd>) -> Result<F
             errno: nix::Error::last(),
         }),
     }
+}
+
+/// The CPUs this process may run on, when there is more than one: what a child moved by
+/// [`spread`] must restore.
+pub fn spreadable_mask() -> Option<CpuSet> {
+    let mask = sched_getaffinity(Pid::from_raw(0)).ok()?;
+    let n = (0..CpuSet::count())
+        .filter(|&c| mask.is_set(c).unwrap_or(false))
+        .count();
+    (n > 1).then_some(mask)
+}
+
+/// Move a just-forked child off the CPU we run on. The kernel queues a new child on its parent's
+/// CPU (here 41 of 50 forks on 2 cores), where it waits until the parent sleeps; the runtime's
+/// and the init's work after the clone are independent until the init needs its cgroup, so
+/// they should run at once. The child restores `mask` itself once told to go on (after this
+/// call, so the restore cannot be overtaken by it).
+pub fn spread(child: i32, mask: &CpuSet) {
+    // Safety: sched_getcpu has no preconditions.
+    let here = unsafe { libc::sched_getcpu() };
+    let Ok(here) = usize::try_from(here) else { return };
+    let mut other = *mask;
+    if other.unset(here).is_err() {
+        return;
+    }
+    // Best effort: if it fails, the child merely runs after us.
+    let _ = sched_setaffinity(Pid::from_raw(child), &other);
 }

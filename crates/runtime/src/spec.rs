@@ -27,6 +27,18 @@ impl Bundle {
         let text = fs::read_to_string(&file)
             .map_err(|e| Error::Bundle(dir.clone(), format!("cannot read config.json: {e}")))?;
         let spec = parse(&file, &text)?;
+        Self::checked(dir, file, spec)
+    }
+
+    /// A bundle whose config.json holds `spec`, given by the caller that wrote it.
+    pub fn from_spec(dir: &Path, spec: Spec) -> Result<Self> {
+        let dir = fs::canonicalize(dir)
+            .map_err(|e| Error::Bundle(dir.to_path_buf(), format!("cannot open bundle directory: {e}")))?;
+        let file = dir.join("config.json");
+        Self::checked(dir, file, spec)
+    }
+
+    fn checked(dir: PathBuf, file: PathBuf, spec: Spec) -> Result<Self> {
         let root = spec.root().as_ref().ok_or_else(|| Error::Config {
             file: file.clone(),
             field: "root".into(),
