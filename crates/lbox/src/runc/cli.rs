@@ -39,7 +39,10 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+// Deferred: only the invoked subcommand's arguments are built (as in the engine's CLI); `run`
+// is the start path.
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum Command {
     /// Create a container (its process waits for `start`)
     Create(CreateArgs),
