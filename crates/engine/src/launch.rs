@@ -239,7 +239,7 @@ pub fn launch(e: &Engine, ct: &Container, bundle: &Bundle) -> Result<Launched> {
     // The network is wired while the init sets up its mounts (attach fails before anything is
     // made when a host port is taken).
     let mut ports = Vec::new();
-    let mut net_err = None;
+    let mut net_err: Option<(Error, String)> = None;
     let created = runtime::container::create_with(&store, &opts, false, &mut |pid| match crate::netconnect::attach(
         e, ct, pid,
     ) {
@@ -249,15 +249,18 @@ pub fn launch(e: &Engine, ct: &Container, bundle: &Bundle) -> Result<Launched> {
         }
         Err(err) => {
             let msg = err.to_string();
-            net_err = Some(err);
+            net_err = Some((err, msg.clone()));
             Err(runtime::Error::Container(msg))
         }
     });
     let c = match created {
         Ok(c) => c,
         Err(err) => {
-            if let Some(net) = net_err {
-                return Err(net);
+            // The network's own error, unless the runtime reported the init's instead.
+            if let Some((net, msg)) = net_err {
+                if matches!(&err, runtime::Error::Container(m) if *m == msg) {
+                    return Err(net);
+                }
             }
             // The init failed after its network was wired: free its address and ports.
             let _ = crate::netconnect::detach(e, ct);

@@ -394,3 +394,22 @@ fn container_keeps_the_callers_cpu_affinity() {
     assert_eq!(out.trim(), want.trim());
     e.assert_clean();
 }
+
+/// cgroup mounts are made last (runtime::rootfs::Rootfs::mount_all), but never over a later
+/// mount that covers them: with the host's /sys bound in, /sys/fs/cgroup is the host's.
+#[test]
+fn a_bound_sys_still_covers_the_cgroup_mount() {
+    let e = Engine::new();
+    let host: Vec<String> = std::fs::read_dir("/sys/fs/cgroup")
+        .expect("read /sys/fs/cgroup")
+        .flatten()
+        .map(|d| d.file_name().to_string_lossy().into_owned())
+        .collect();
+    let out = e.ok(&["run", "--rm", "-v", "/sys:/sys:ro", "busybox", "ls", "/sys/fs/cgroup"]);
+    let mut inside: Vec<&str> = out.split_whitespace().collect();
+    let mut host: Vec<&str> = host.iter().map(String::as_str).collect();
+    inside.sort_unstable();
+    host.sort_unstable();
+    assert_eq!(inside, host);
+    e.assert_clean();
+}

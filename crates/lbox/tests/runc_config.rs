@@ -189,6 +189,26 @@ fn check_missing_cwd_is_created(name: &str, uid: u32, readonly_root: bool) {
     assert!(b.rootfs().join("work/deep").is_dir(), "made inside the rootfs");
 }
 
+/// The init locks itself down (user, cwd) while the runtime records it ready: a failure there
+/// must reach the user as itself, not as a broken pipe when `start` writes to a gone init.
+#[test]
+fn cwd_the_user_cannot_enter_fails_with_the_reason() {
+    for i in 0..5 {
+        let b = sh(&format!("cwd-denied-{i}"), "pwd");
+        mkdir_mode(&b.rootfs().join("secret"), 0o700);
+        b.edit(|s| {
+            s["process"]["cwd"] = json!("/secret");
+            s["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        });
+        let out = b.run();
+        let err = assert_failed_cleanly(&b, &out);
+        assert!(
+            err.contains("chdir to /secret") && err.contains("EACCES"),
+            "run {i}: {err}"
+        );
+    }
+}
+
 #[test]
 fn missing_cwd_is_created() {
     check_missing_cwd_is_created("cwd-root", 0, false);

@@ -77,6 +77,13 @@ impl End {
             .map_err(|e| Error::Init(format!("bad message: {e}")))
     }
 
+    /// A message already waiting, if any (never blocks).
+    pub fn try_recv<T: for<'de> Deserialize<'de>>(&self) -> Option<T> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let (n, _) = rustix::net::recv(self.0.as_fd(), &mut buf, rustix::net::RecvFlags::DONTWAIT).ok()?;
+        serde_json::from_slice(&buf[..n]).ok()
+    }
+
     pub fn raw(&self) -> i32 {
         self.0.as_raw_fd()
     }

@@ -347,7 +347,13 @@ impl Handshake<'_> {
         // is only entered later, so work on it waits until the init is ready.
         let new_net = plan.clone_flags.contains(nix::sched::CloneFlags::CLONE_NEWNET);
         if new_net {
-            during_setup(self.pid)?;
+            if let Err(e) = during_setup(self.pid) {
+                // An init that failed meanwhile (its namespace gone) is the cause: say its reason.
+                if let Some(FromInit::Failed(m)) = self.chan.try_recv::<FromInit>() {
+                    return Err(Error::Container(m));
+                }
+                return Err(e);
+            }
         }
         loop {
             match self.chan.recv::<FromInit>()? {
@@ -410,7 +416,8 @@ fn poststart(rec: &Record) {
 impl Created {
     /// Let the init exec the user's program (the `run` path, no fifo).
     pub fn start(&self) -> Result<()> {
-        self.chan.send(&ToInit::Start)?;
+        // The init may have failed while locking itself down after Ready: say why, not EPIPE.
+        send_or_failure(&self.chan, &ToInit::Start)?;
         // The channel is close-on-exec: end-of-file means the exec happened.
         match self.chan.recv::<FromInit>()? {
             None => {

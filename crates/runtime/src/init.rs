@@ -134,8 +134,9 @@ impl Init<'_> {
             self.cgroup_ready.set(true);
         }
         if let Some(mask) = &self.affinity {
-            nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), mask)
-                .ctx(|| "restore the CPU affinity".into())?;
+            // Best effort, as the move was: the kernel refuses a mask outside our cpuset (v2, or
+            // a runtime-added v1 init), and the cpuset's own mask is then the right one anyway.
+            let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), mask);
         }
         if self.join_cgroup_self {
             self.cgroup.join_self()?;
@@ -263,6 +264,11 @@ impl Init<'_> {
     }
 
     fn enter_namespaces(&self) -> Result<()> {
+        if !self.plan.join.is_empty() {
+            // The cgroup files are the host's paths: join before entering another mount (or
+            // user) namespace, where they may not resolve.
+            self.join_cgroup()?;
+        }
         for (kind, path) in &self.plan.join {
             crate::namespaces::join(*kind, path)?;
         }

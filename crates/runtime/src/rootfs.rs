@@ -97,13 +97,15 @@ impl<'a> Rootfs<'a> {
     pub fn mount_all(&self) -> Result<()> {
         let mounts = self.spec.mounts().as_deref().unwrap_or(&[]);
         // cgroup mounts wait for the runtime to make the cgroup: they go last unless a later
-        // mount lands below one.
+        // mount lands below one or above one (`-v /sys:/sys` must still cover it).
         let is_cgroup = |m: &Mount| matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2"));
         let deferred = |i: usize| {
+            let dest = mounts[i].destination();
             is_cgroup(&mounts[i])
-                && !mounts[i + 1..]
-                    .iter()
-                    .any(|later| later.destination().starts_with(mounts[i].destination()))
+                && !mounts[i + 1..].iter().any(|later| {
+                    let l = later.destination();
+                    l.starts_with(dest) || dest.starts_with(l)
+                })
         };
         for (i, m) in mounts.iter().enumerate() {
             if !deferred(i) {

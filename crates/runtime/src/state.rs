@@ -163,23 +163,24 @@ impl Store {
         }
     }
 
-    /// Serialise lifecycle commands on one container (an exclusive flock on `<id>/.lock`, released
-    /// when the guard drops). A missing container is not an error here: the command's own load says so.
+    /// Serialise lifecycle commands on one container (an exclusive flock on its state directory,
+    /// released when the guard drops; a lock file in it would be one more inode to make and
+    /// delete per container, which this host's ext4 makes costly). A missing container is not an
+    /// error here: the command's own load says so.
     pub fn lock(&self, id: &str) -> Result<Option<fs::File>> {
         validate_id(id)?;
-        let path = self.dir(id).join(".lock");
-        let f = match fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-        {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        let path = self.dir(id);
+        let f = match rustix::fs::open(
+            &path,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        ) {
+            Ok(fd) => fs::File::from(fd),
+            Err(rustix::io::Errno::NOENT) => return Ok(None),
             Err(e) => {
                 return Err(Error::Io {
                     what: format!("open {}", path.display()),
-                    source: e,
+                    source: e.into(),
                 })
             }
         };
