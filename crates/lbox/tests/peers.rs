@@ -142,6 +142,15 @@ fn podman_pids_limit_holds_a_fork_bomb() {
             "pids.current",
         ),
     };
+    // The bomb grows to the limit and, its forks refused, partly dies off, possibly before we
+    // first look: that the limit refused forks is in pids.events ("max N"), the peak is sampled.
+    let refused = || -> u64 {
+        std::fs::read_to_string(Path::new(&dir).join("pids.events"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("max ")?.trim().parse().ok())
+            .unwrap_or(0)
+    };
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut peak = 0u64;
     while Instant::now() < deadline {
@@ -153,7 +162,14 @@ fn podman_pids_limit_holds_a_fork_bomb() {
         peak = peak.max(cur);
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(peak > 10, "the bomb should have grown (peak {peak})");
+    // Newer kernels keep the high-water mark themselves.
+    if let Ok(text) = std::fs::read_to_string(Path::new(&dir).join("pids.peak")) {
+        peak = peak.max(text.trim().parse().unwrap_or(0));
+    }
+    assert!(
+        refused() > 0,
+        "the bomb should have hit the limit (peak {peak}, no refused fork)"
+    );
     assert!(peak <= 20, "pids.current peaked at {peak}");
     p.ok(&["rm", "-f", "-t", "0", "fb"]);
 }
