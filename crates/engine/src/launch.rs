@@ -152,7 +152,7 @@ pub fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 
 /// Start the container's process with `fds` as its standard streams and record it running,
 /// owned by this process.
-pub fn start_recorded(e: &Engine, ct: &Container, bundle: &Bundle, fds: [Option<RawFd>; 3]) -> Result<Launched> {
+pub fn start_recorded(e: &Engine, ct: &Container, bundle: Bundle, fds: [Option<RawFd>; 3]) -> Result<Launched> {
     let l = with_stdio(fds, || launch(e, ct, bundle))??;
     crate::db::set_running(
         e.db(),
@@ -220,7 +220,7 @@ fn dup2(from: RawFd, to: RawFd) -> Result<()> {
 
 /// Create and start the container's process with the built-in runtime. The forwarded signals
 /// (runtime::container::forwarded_signals) must be blocked by the caller.
-pub fn launch(e: &Engine, ct: &Container, bundle: &Bundle) -> Result<Launched> {
+pub fn launch(e: &Engine, ct: &Container, bundle: Bundle) -> Result<Launched> {
     if let Some(rt) = &ct.config.runtime {
         return crate::external::launch(e, ct, rt, &bundle.dir);
     }
@@ -231,8 +231,7 @@ pub fn launch(e: &Engine, ct: &Container, bundle: &Bundle) -> Result<Launched> {
     }
     let opts = runtime::container::CreateOpts {
         id: ct.id.clone(),
-        bundle: bundle.dir.clone(),
-        spec: Some(bundle.spec.clone()),
+        bundle: bundle.dir,
         own_console: ct.config.tty,
         ..Default::default()
     };
@@ -240,17 +239,17 @@ pub fn launch(e: &Engine, ct: &Container, bundle: &Bundle) -> Result<Launched> {
     // made when a host port is taken).
     let mut ports = Vec::new();
     let mut net_err: Option<(Error, String)> = None;
-    let created = runtime::container::create_with(&store, &opts, false, &mut |pid| match crate::netconnect::attach(
-        e, ct, pid,
-    ) {
-        Ok(p) => {
-            ports = p;
-            Ok(())
-        }
-        Err(err) => {
-            let msg = err.to_string();
-            net_err = Some((err, msg.clone()));
-            Err(runtime::Error::Container(msg))
+    let created = runtime::container::create_with(&store, &opts, false, Some(bundle.spec), &mut |pid| {
+        match crate::netconnect::attach(e, ct, pid) {
+            Ok(p) => {
+                ports = p;
+                Ok(())
+            }
+            Err(err) => {
+                let msg = err.to_string();
+                net_err = Some((err, msg.clone()));
+                Err(runtime::Error::Container(msg))
+            }
         }
     });
     let c = match created {

@@ -110,7 +110,7 @@ fn attached(e: &Engine, ct: &Container, echo: bool) -> Result<i32> {
     let null = launch::dev_null()?;
     let stdin = if c.open_stdin { None } else { Some(null.as_raw_fd()) };
     if c.tty {
-        let l = launch::start_recorded(e, ct, &bundle, [stdin, None, None])?;
+        let l = launch::start_recorded(e, ct, bundle, [stdin, None, None])?;
         let master = l
             .master
             .ok_or_else(|| Error::Invalid("the container sent no terminal".into()))?;
@@ -125,7 +125,7 @@ fn attached(e: &Engine, ct: &Container, echo: bool) -> Result<i32> {
     }
     if c.auto_remove {
         // Nothing to keep a log for: the container's output goes straight to ours.
-        let l = launch::start_recorded(e, ct, &bundle, [stdin, None, None])?;
+        let l = launch::start_recorded(e, ct, bundle, [stdin, None, None])?;
         return supervise::run(
             l.pid,
             supervise::Outputs {
@@ -141,12 +141,7 @@ fn attached(e: &Engine, ct: &Container, echo: bool) -> Result<i32> {
     }
     let (out_r, out_w) = launch::pipe()?;
     let (err_r, err_w) = launch::pipe()?;
-    let l = launch::start_recorded(
-        e,
-        ct,
-        &bundle,
-        [stdin, Some(out_w.as_raw_fd()), Some(err_w.as_raw_fd())],
-    )?;
+    let l = launch::start_recorded(e, ct, bundle, [stdin, Some(out_w.as_raw_fd()), Some(err_w.as_raw_fd())])?;
     drop((out_w, err_w));
     let mut log = LogWriter::open(&e.paths.log(&ct.id), c.log_max_size)?;
     supervise::run(

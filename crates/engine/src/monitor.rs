@@ -173,7 +173,7 @@ fn start_and_supervise(
     } else {
         [Some(stdin_fd), Some(out_w.as_raw_fd()), Some(err_w.as_raw_fd())]
     };
-    let launched = launch::with_stdio(fds, || launch::launch(e, ct, &bundle))??;
+    let launched = launch::with_stdio(fds, || launch::launch(e, ct, bundle))??;
     drop((out_w, err_w, in_r));
     // Attach input goes to the terminal, or to the stdin pipe kept open with -i. Bound before
     // the container is reported started, so an `attach` right after `run -d` finds it.

@@ -23,9 +23,6 @@ use crate::{namespaces, seccomp};
 pub struct CreateOpts {
     pub id: String,
     pub bundle: PathBuf,
-    /// The bundle's config.json already parsed (the engine wrote it from this spec): spares
-    /// reading and parsing it again.
-    pub spec: Option<oci_spec::runtime::Spec>,
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
     /// Unix socket to send a pidfd of the container's init to (runc's --pidfd-socket).
@@ -105,20 +102,23 @@ pub fn forwarded_signals() -> SigSet {
 /// With `fifo`, the init waits on the exec fifo for `start` (runc's create); without, on the channel
 /// (`run`). Signals in `forwarded_signals` must already be blocked by a foreground caller.
 pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
-    create_with(store, o, fifo, &mut |_| Ok(()))
+    create_with(store, o, fifo, None, &mut |_| Ok(()))
 }
 
 /// As [`create`]; `during_setup` runs here with the init's pid while the init sets up its mounts,
 /// when the init was cloned into a new network namespace (the engine wires the container's
 /// network then, in parallel, rather than after the init is ready). A failure undoes the create.
+/// `spec` is the bundle's config.json already parsed (the engine wrote it from this spec): it
+/// spares reading and parsing the file again.
 pub fn create_with(
     store: &Store,
     o: &CreateOpts,
     fifo: bool,
+    spec: Option<oci_spec::runtime::Spec>,
     during_setup: &mut dyn FnMut(i32) -> Result<()>,
 ) -> Result<Created> {
-    let bundle = match &o.spec {
-        Some(spec) => Bundle::from_spec(&o.bundle, spec.clone())?,
+    let bundle = match spec {
+        Some(spec) => Bundle::from_spec(&o.bundle, spec)?,
         None => Bundle::load(&o.bundle)?,
     };
     let process = bundle.process()?.clone();
@@ -207,9 +207,7 @@ pub fn create_with(
                 join_cgroup_self,
                 record: record.clone(),
                 affinity,
-                cgroup_ready: std::cell::Cell::new(false),
-                cgroup_joined: std::cell::Cell::new(false),
-                cgroup_entered: std::cell::Cell::new(false),
+                cgroup_step: std::cell::Cell::new(crate::init::CgroupStep::Pending),
                 new_keyring: !o.no_new_keyring,
                 trampoline: Some(trampoline),
                 start_fifo: std::cell::RefCell::new(None),

@@ -36,6 +36,19 @@ const WAIT_AND_EXEC_SYSCALLS: &[&str] = &[
     "execveat",
 ];
 
+/// The init's way into its cgroup, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CgroupStep {
+    /// The runtime is still making it.
+    Pending,
+    /// The runtime said it is ready (made, and joined when the runtime adds us).
+    Ready,
+    /// We are in it.
+    Joined,
+    /// ... and, with a new cgroup namespace, in that too.
+    Entered,
+}
+
 /// How the init learns that it may exec the user's program.
 pub enum StartGate {
     /// `create`: block opening the exec fifo for writing until `start` opens it for reading.
@@ -63,12 +76,8 @@ pub struct Init<'a> {
     /// The CPUs to restore once the runtime is done with us (it may have moved us to another
     /// CPU to run beside it: spawn::spread).
     pub affinity: Option<nix::sched::CpuSet>,
-    /// The runtime said the cgroup is ready (made, and joined when the runtime adds us).
-    pub cgroup_ready: std::cell::Cell<bool>,
-    /// We are in our cgroup.
-    pub cgroup_joined: std::cell::Cell<bool>,
-    /// ... and, with a new cgroup namespace, in that too.
-    pub cgroup_entered: std::cell::Cell<bool>,
+    /// How far we are into our cgroup.
+    pub cgroup_step: std::cell::Cell<CgroupStep>,
     /// The init moves itself into its v1 cgroups (fast); otherwise the runtime adds it.
     pub join_cgroup_self: bool,
     pub new_keyring: bool,
@@ -99,7 +108,7 @@ impl Init<'_> {
             match self.chan.recv::<ToInit>()? {
                 // The runtime makes our cgroup while we set up (v1: ~1 ms): it says so
                 // whenever it is done.
-                Some(ToInit::CgroupReady) if want != ToInit::CgroupReady => self.cgroup_ready.set(true),
+                Some(ToInit::CgroupReady) if want != ToInit::CgroupReady => self.cgroup_step.set(CgroupStep::Ready),
                 Some(m) if m == want => return Ok(()),
                 Some(m) => return Err(Error::Init(format!("expected {want:?} from the runtime, got {m:?}"))),
                 // The runtime is gone: nothing to report to.
@@ -113,25 +122,24 @@ impl Init<'_> {
     /// first cgroup mount, hooks or the end of the setup, so that the runtime's making of the
     /// cgroup (v1: a directory per hierarchy, ~1 ms) overlaps the init's mounts.
     fn enter_cgroup(&self) -> Result<()> {
-        if self.cgroup_entered.get() {
+        if self.cgroup_step.get() == CgroupStep::Entered {
             return Ok(());
         }
         self.join_cgroup()?;
         if self.plan.new_cgroup {
             crate::namespaces::unshare_rest(nix::sched::CloneFlags::CLONE_NEWCGROUP)?;
         }
-        self.cgroup_entered.set(true);
+        self.cgroup_step.set(CgroupStep::Entered);
         Ok(())
     }
 
     /// Be in the container's cgroup (without the namespace).
     fn join_cgroup(&self) -> Result<()> {
-        if self.cgroup_joined.get() {
+        if self.cgroup_step.get() >= CgroupStep::Joined {
             return Ok(());
         }
-        if !self.cgroup_ready.get() {
+        if self.cgroup_step.get() == CgroupStep::Pending {
             self.wait_for(ToInit::CgroupReady)?;
-            self.cgroup_ready.set(true);
         }
         if let Some(mask) = &self.affinity {
             // Best effort, as the move was: the kernel refuses a mask outside our cpuset (v2, or
@@ -141,7 +149,7 @@ impl Init<'_> {
         if self.join_cgroup_self {
             self.cgroup.join_self()?;
         }
-        self.cgroup_joined.set(true);
+        self.cgroup_step.set(CgroupStep::Joined);
         Ok(())
     }
 

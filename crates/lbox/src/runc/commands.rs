@@ -95,7 +95,6 @@ fn create_opts(a: &cli::CreateArgs) -> Result<CreateOpts> {
     Ok(CreateOpts {
         id: a.id.clone(),
         bundle: a.bundle.clone(),
-        spec: None,
         pid_file: a.pid_file.as_deref().map(absolute).transpose()?,
         console_socket: a.console_socket.clone(),
         pidfd_socket: a.pidfd_socket.clone(),
