@@ -231,12 +231,21 @@ pub fn find(c: &Connection, key: &str) -> Result<Container> {
     Err(Error::NoSuchContainer(key.into()))
 }
 
-pub fn set_running(c: &Connection, id: &str, pid: i32, pid_start: u64, monitor: i32, started: i64) -> Result<()> {
+/// Record the container running. A container with a health check is "starting" from this
+/// moment (as Docker reports right after `run -d`), not from when its monitor first looks.
+pub fn set_running(c: &Connection, ct: &Container, pid: i32, pid_start: u64, monitor: i32, started: i64) -> Result<()> {
     c.execute(
         "UPDATE containers SET state = 'running', pid = ?2, pid_start = ?3, monitor_pid = ?4, started = ?5,
-         exit_code = 0, error = '', manual_stop = 0, health = CASE WHEN health = '' THEN '' ELSE 'starting' END
+         exit_code = 0, error = '', manual_stop = 0, health = CASE WHEN ?6 THEN 'starting' ELSE '' END
          WHERE id = ?1",
-        params![id, pid, pid_start as i64, monitor, started],
+        params![
+            ct.id,
+            pid,
+            pid_start as i64,
+            monitor,
+            started,
+            ct.config.health.is_some()
+        ],
     )?;
     Ok(())
 }

@@ -156,7 +156,7 @@ pub fn start_recorded(e: &Engine, ct: &Container, bundle: Bundle, fds: [Option<R
     let l = with_stdio(fds, || launch(e, ct, bundle))??;
     crate::db::set_running(
         e.db(),
-        &ct.id,
+        ct,
         l.pid,
         l.pid_start,
         std::process::id() as i32,

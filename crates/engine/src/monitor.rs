@@ -184,7 +184,7 @@ fn start_and_supervise(
     let mut attach = crate::attach::AttachServer::bind(&e.paths.attach_socket(&ct.id), input, ct.config.tty)?;
     db::set_running(
         e.db(),
-        &ct.id,
+        ct,
         launched.pid,
         launched.pid_start,
         std::process::id() as i32,
