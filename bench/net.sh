@@ -73,8 +73,11 @@ done
 paths=("direct $ctr 5201" "loopback 127.0.0.1 $hport")
 [ -n "$host" ] && paths+=("host-address $host $hport")
 for p in "${paths[@]}"; do : >"$work/tput-${p%% *}"; : >"$work/cps-${p%% *}"; done
-for _ in $(seq "$ROUNDS"); do
-  for p in "${paths[@]}"; do
+# Each round starts at a different path, so that none of them always runs first (on a fresh
+# connection-tracking table and right after a pause) or always last.
+for r in $(seq "$ROUNDS"); do
+  for k in $(seq 0 $((${#paths[@]} - 1))); do
+    p=${paths[$(( (k + r) % ${#paths[@]} ))]}
     set -- $p
     "$work/netbench" tput "$2" "$3" "$SECS" >>"$work/tput-$1"
     "$work/netbench" cps "$2" "$3" "$SECS" >>"$work/cps-$1"
