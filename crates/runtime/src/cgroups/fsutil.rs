@@ -6,6 +6,9 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
+/// How many times making a cgroup starts again when a concurrent removal took its parent.
+pub const MKDIR_RACE_TRIES: u32 = 100;
+
 pub fn write_file(path: &Path, value: &str) -> Result<()> {
     let res = fs::OpenOptions::new()
         .write(true)

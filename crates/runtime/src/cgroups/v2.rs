@@ -12,34 +12,54 @@ const WANTED: [&str; 6] = ["cpu", "cpuset", "io", "memory", "pids", "hugetlb"];
 
 pub fn create(dir: &Path) -> Result<()> {
     let root = super::v2_root().unwrap_or_else(|| Path::new(super::CGROUP_ROOT).to_path_buf());
-    // Enable controllers from the root down to the parent; a cgroup with member processes refuses
-    // (EBUSY), in which case the controllers it already delegates are what we get.
+    // Controllers are enabled from the root down to the parent.
     let mut ancestors: Vec<&Path> = dir.ancestors().skip(1).take_while(|a| a.starts_with(&root)).collect();
     ancestors.reverse();
-    for a in ancestors {
-        if !a.exists() {
-            fs::create_dir(a).map_err(|e| Error::Cgroup {
-                path: a.display().to_string(),
-                msg: format!("cannot create: {e}"),
-            })?;
+    // A parent shared with other containers is removed by the last of them to go, and two
+    // containers may make it at once: an ancestor that exists already is fine, and one that
+    // vanished before ours was made means starting again from the top.
+    let mut tries = 0;
+    loop {
+        for a in &ancestors {
+            if !a.exists() {
+                match fs::create_dir(a) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => {
+                        return Err(Error::Cgroup {
+                            path: a.display().to_string(),
+                            msg: format!("cannot create: {e}"),
+                        })
+                    }
+                }
+            }
+            enable_controllers(a);
         }
-        let avail = read_trim(&a.join("cgroup.controllers")).unwrap_or_default();
-        let enable: Vec<String> = avail
-            .split(' ')
-            .filter(|c| WANTED.contains(c))
-            .map(|c| format!("+{c}"))
-            .collect();
-        if !enable.is_empty() {
-            let _ = write_file(&a.join("cgroup.subtree_control"), &enable.join(" "));
+        match fs::create_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < super::fsutil::MKDIR_RACE_TRIES => tries += 1,
+            Err(e) => {
+                return Err(Error::Cgroup {
+                    path: dir.display().to_string(),
+                    msg: format!("cannot create: {e}"),
+                })
+            }
         }
     }
-    match fs::create_dir(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(Error::Cgroup {
-            path: dir.display().to_string(),
-            msg: format!("cannot create: {e}"),
-        }),
+}
+
+/// Delegate the controllers LockBox sets to `dir`'s children. A cgroup with member processes
+/// refuses (EBUSY); then the controllers it already delegates are what we get.
+fn enable_controllers(dir: &Path) {
+    let avail = read_trim(&dir.join("cgroup.controllers")).unwrap_or_default();
+    let enable: Vec<String> = avail
+        .split(' ')
+        .filter(|c| WANTED.contains(c))
+        .map(|c| format!("+{c}"))
+        .collect();
+    if !enable.is_empty() {
+        let _ = write_file(&dir.join("cgroup.subtree_control"), &enable.join(" "));
     }
 }
 
