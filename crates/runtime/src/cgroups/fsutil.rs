@@ -6,8 +6,24 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-/// How many times making a cgroup starts again when a concurrent removal took its parent.
-pub const MKDIR_RACE_TRIES: u32 = 100;
+/// Make the cgroup directory `dir` with `make` (which also makes what it needs above it), again
+/// while that fails because a directory above vanished: a parent shared with other containers is
+/// removed by the last of them to go, maybe between making that parent and making ours.
+pub fn make_dir(dir: &Path, mut make: impl FnMut() -> std::io::Result<()>) -> Result<()> {
+    let mut tries = 0;
+    loop {
+        match make() {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 100 => tries += 1,
+            Err(e) => {
+                return Err(Error::Cgroup {
+                    path: dir.display().to_string(),
+                    msg: format!("cannot create: {e}"),
+                })
+            }
+        }
+    }
+}
 
 pub fn write_file(path: &Path, value: &str) -> Result<()> {
     let res = fs::OpenOptions::new()

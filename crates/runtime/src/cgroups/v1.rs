@@ -5,29 +5,13 @@ use std::path::Path;
 
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
 
-use super::fsutil::{read_trim, write_file};
+use super::fsutil::{make_dir, read_trim, write_file};
 use super::CgroupPaths;
 use crate::error::{Error, Result};
 
 pub fn create(paths: &CgroupPaths) -> Result<()> {
     for dir in paths.dirs() {
-        // A parent shared with other containers is removed by the last of them to go: when that
-        // happens between making the parent and making ours, make both again.
-        let mut tries = 0;
-        loop {
-            match fs::create_dir_all(dir) {
-                Ok(()) => break,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < super::fsutil::MKDIR_RACE_TRIES => {
-                    tries += 1
-                }
-                Err(e) => {
-                    return Err(Error::Cgroup {
-                        path: dir.display().to_string(),
-                        msg: format!("cannot create: {e}"),
-                    })
-                }
-            }
-        }
+        make_dir(dir, || fs::create_dir_all(dir))?;
     }
     if let Some(dir) = paths.v1.get("cpuset") {
         init_cpuset(dir)?;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use oci_spec::runtime::LinuxResources;
 
-use super::fsutil::{read_trim, write_file};
+use super::fsutil::{make_dir, read_trim, write_file};
 use crate::error::{Error, Result};
 
 const WANTED: [&str; 6] = ["cpu", "cpuset", "io", "memory", "pids", "hugetlb"];
@@ -15,38 +15,23 @@ pub fn create(dir: &Path) -> Result<()> {
     // Controllers are enabled from the root down to the parent.
     let mut ancestors: Vec<&Path> = dir.ancestors().skip(1).take_while(|a| a.starts_with(&root)).collect();
     ancestors.reverse();
-    // A parent shared with other containers is removed by the last of them to go, and two
-    // containers may make it at once: an ancestor that exists already is fine, and one that
-    // vanished before ours was made means starting again from the top.
-    let mut tries = 0;
-    loop {
+    // Two containers may make a shared parent at once: one that exists already is fine.
+    make_dir(dir, || {
         for a in &ancestors {
             if !a.exists() {
                 match fs::create_dir(a) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                    Err(e) => {
-                        return Err(Error::Cgroup {
-                            path: a.display().to_string(),
-                            msg: format!("cannot create: {e}"),
-                        })
-                    }
+                    Err(e) => return Err(std::io::Error::new(e.kind(), format!("{}: {e}", a.display()))),
                 }
             }
             enable_controllers(a);
         }
         match fs::create_dir(dir) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < super::fsutil::MKDIR_RACE_TRIES => tries += 1,
-            Err(e) => {
-                return Err(Error::Cgroup {
-                    path: dir.display().to_string(),
-                    msg: format!("cannot create: {e}"),
-                })
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            other => other,
         }
-    }
+    })
 }
 
 /// Delegate the controllers LockBox sets to `dir`'s children. A cgroup with member processes
