@@ -233,10 +233,12 @@ pub fn find(c: &Connection, key: &str) -> Result<Container> {
 
 /// Record the container running. A container with a health check is "starting" from this
 /// moment (as Docker reports right after `run -d`), not from when its monitor first looks.
+/// `manual_stop` is left alone: a `stop` that lands while the monitor restarts the container
+/// must not be forgotten (the user's own start clears it, in `lifecycle`).
 pub fn set_running(c: &Connection, ct: &Container, pid: i32, pid_start: u64, monitor: i32, started: i64) -> Result<()> {
     c.execute(
         "UPDATE containers SET state = 'running', pid = ?2, pid_start = ?3, monitor_pid = ?4, started = ?5,
-         exit_code = 0, error = '', manual_stop = 0, health = CASE WHEN ?6 THEN 'starting' ELSE '' END
+         exit_code = 0, error = '', health = CASE WHEN ?6 THEN 'starting' ELSE '' END
          WHERE id = ?1",
         params![
             ct.id,

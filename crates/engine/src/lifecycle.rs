@@ -76,7 +76,16 @@ pub fn start_detached(e: &Engine, ct: &Container) -> Result<()> {
         }
         _ => {}
     }
+    clear_manual_stop(e, ct)?;
     monitor::spawn(e, ct)
+}
+
+/// A start by the user ends an earlier `stop`: the restart policy applies again.
+fn clear_manual_stop(e: &Engine, ct: &Container) -> Result<()> {
+    if ct.manual_stop {
+        db::set_manual_stop(e.db(), &ct.id, false)?;
+    }
+    Ok(())
 }
 
 /// `run` in the foreground / `start -a`: this process looks after the container and returns its
@@ -92,6 +101,7 @@ pub fn run_logged(e: &Engine, ct: &Container, echo: bool) -> Result<i32> {
     let Some(_lock) = owner::try_acquire(&e.paths.owner_lock(&ct.id))? else {
         return Err(bad_state(ct, "running", "it is already running"));
     };
+    clear_manual_stop(e, ct)?;
     // Blocked before the clone, so an early exit of the container cannot be missed.
     runtime::container::forwarded_signals()
         .thread_block()

@@ -173,9 +173,13 @@ fn exec_with_process_json_and_detach() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(std::fs::read_to_string(&pidf).unwrap().parse::<i32>().is_ok());
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    let cat = b.runc(&["exec", &b.id, "cat", "/dev/shm/out"]);
-    assert_eq!(stdout(&cat), "from-json\n1000\n");
+    // The detached process runs in its own time: wait for both of its lines.
+    let mut last = String::new();
+    common::eventually(10, "the detached exec's output", || {
+        last = stdout(&b.runc(&["exec", &b.id, "cat", "/dev/shm/out"]));
+        last.lines().count() >= 2
+    });
+    assert_eq!(last, "from-json\n1000\n");
     // A bad process.json names its field.
     std::fs::write(&pj, r#"{"args":["true"],"cwd":"/","user":{"uid":"x"}}"#).unwrap();
     let bad = b.runc(&["exec", "--process", pj.to_str().unwrap(), &b.id]);
@@ -356,7 +360,7 @@ fn delete_waits_for_a_create_in_progress() {
     // must wait for it (not pull the state from under it), and then remove everything.
     let b = bundle("lockwait", &["sleep", "1000"]);
     let hook = b.tmp.path().join("slow.sh");
-    std::fs::write(&hook, "#!/bin/sh\nsleep 1\n").unwrap();
+    std::fs::write(&hook, "#!/bin/sh\nsleep 3\n").unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
     b.edit(|s| s["hooks"] = serde_json::json!({"createRuntime": [{"path": hook}]}));
@@ -378,8 +382,8 @@ fn delete_waits_for_a_create_in_progress() {
             .status()
             .unwrap()
     });
-    std::thread::sleep(std::time::Duration::from_millis(400));
-    assert!(b.root().join(&b.id).exists(), "create should be under way");
+    // The state directory appears when `create` claims the id, well before its hook ends.
+    common::eventually(3, "create to be under way", || b.root().join(&b.id).exists());
     let del = b.runc(&["delete", "--force", &b.id]);
     assert!(del.status.success(), "{}", stderr(&del));
     assert!(creator.join().unwrap().success(), "create was disturbed by the delete");

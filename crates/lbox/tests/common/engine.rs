@@ -168,15 +168,8 @@ impl Engine {
     }
 
     /// Poll `f` for up to `secs`.
-    pub fn eventually(&self, secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-        let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-        while std::time::Instant::now() < end {
-            if f() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("timed out waiting for {what}");
+    pub fn eventually(&self, secs: u64, what: &str, f: impl FnMut() -> bool) {
+        super::eventually(secs, what, f)
     }
 
     /// Cgroup directories of the containers this test made that still exist.
