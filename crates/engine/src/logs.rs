@@ -126,13 +126,21 @@ fn rotated(path: &Path) -> PathBuf {
 
 /// Read every entry, oldest first (the rotated file, then the current one).
 pub fn read_all(path: &Path) -> Vec<Entry> {
+    read_all_open(path).0
+}
+
+/// As [`read_all`], and the current file still open with how far it was read: `logs -f` goes on
+/// from there, so nothing appended between reading and following is lost.
+pub fn read_all_open(path: &Path) -> (Vec<Entry>, Option<(File, u64)>) {
     let mut out = Vec::new();
-    for p in [rotated(path), path.to_path_buf()] {
-        if let Ok(f) = File::open(&p) {
-            read_from(BufReader::new(f), &mut out);
-        }
+    if let Ok(f) = File::open(rotated(path)) {
+        read_from(BufReader::new(f), &mut out);
     }
-    out
+    let current = File::open(path).ok().map(|mut f| {
+        let read = read_from(BufReader::new(&mut f), &mut out);
+        (f, read)
+    });
+    (out, current)
 }
 
 /// Parse complete lines; a torn last line (a writer mid-write) is left for the next read.
@@ -183,5 +191,24 @@ mod tests {
         let all = read_all(&p);
         assert_eq!(all.last().map(|e| e.log.as_str()), Some("line 19\n"));
         assert!(std::fs::metadata(&p).expect("log").len() <= 200);
+    }
+
+    #[test]
+    fn a_follower_goes_on_where_the_first_read_stopped() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("c.log");
+        let mut w = LogWriter::open(&p, None).expect("open");
+        w.write(Stream::Stdout, b"one\n");
+        w.flush();
+        let (all, current) = read_all_open(&p);
+        assert_eq!(all.len(), 1);
+        // Written after the first read, before the follower reads on: must not be lost.
+        w.write(Stream::Stdout, b"two\n");
+        w.flush();
+        let (mut f, read) = current.expect("current file");
+        std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(read)).expect("seek");
+        let mut more = Vec::new();
+        read_from(BufReader::new(&mut f), &mut more);
+        assert_eq!(more.iter().map(|e| e.log.as_str()).collect::<Vec<_>>(), vec!["two\n"]);
     }
 }

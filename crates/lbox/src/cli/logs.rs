@@ -102,7 +102,7 @@ pub fn logs(root: &Path, a: LogsArgs) -> Result<i32> {
     let e = open(root)?;
     let ct = e.find(&a.container)?;
     let path = e.paths.log(&ct.id);
-    let all = logs::read_all(&path);
+    let (all, current) = logs::read_all_open(&path);
     let start = tail.map_or(0, |n| all.len().saturating_sub(n));
     for entry in &all[start..] {
         p.print(entry);
@@ -112,9 +112,11 @@ pub fn logs(root: &Path, a: LogsArgs) -> Result<i32> {
         return Ok(0);
     }
     // Follow: read what is appended (reopening after a rotation) until the container stops.
-    let mut file = std::fs::File::open(&path).ok();
+    let (mut file, mut offset) = match current {
+        Some((f, read)) => (Some(f), read),
+        None => (None, 0),
+    };
     let mut ino = file.as_ref().and_then(|f| f.metadata().ok()).map(|m| m.ino());
-    let mut offset = file.as_mut().and_then(|f| f.seek(SeekFrom::End(0)).ok()).unwrap_or(0);
     loop {
         let running = e.find(&ct.id).map(|c| c.state.is_active()).unwrap_or(false);
         if let Some(f) = file.as_mut() {
