@@ -33,6 +33,7 @@ pub mod rootfs;
 pub mod spec;
 mod supervise;
 pub mod time;
+pub mod trash;
 mod trim;
 pub mod volumes;
 

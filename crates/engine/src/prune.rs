@@ -88,6 +88,6 @@ pub fn orphans(e: &Engine) -> Result<usize> {
             }
         }
     }
-    remove::empty_trash(&e.paths.root.join("trash"));
+    crate::trash::empty(&e.paths.root.join("trash"));
     Ok(n)
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::config::MountKind;
 use crate::db::{self, Container};
 use crate::error::{Context, Error, Result};
-use crate::{launch, lifecycle, rootfs, volumes, Engine};
+use crate::{launch, lifecycle, rootfs, trash, volumes, Engine};
 
 pub fn remove(e: &Engine, ct: &Container, force: bool, with_volumes: bool) -> Result<()> {
     let mut ct = ct.clone();
@@ -51,7 +51,7 @@ pub fn purge(e: &Engine, ct: &Container, with_volumes: bool) -> Result<()> {
 
 /// Delete the directory, row, owner lock (and anonymous volumes) of a container whose runtime
 /// state is already gone. Its root filesystem may still be mounted: the unmount goes to the
-/// background with the files (it waits on RCU grace periods, ~1 ms of every `run --rm`).
+/// background with the files (see `trash`).
 pub fn discard(e: &Engine, ct: &Container, with_volumes: bool) -> Result<()> {
     let dir = e.paths.container(&ct.id);
     // Moved aside in one rename (allowed with the rootfs mounted inside), deleted in the
@@ -60,7 +60,7 @@ pub fn discard(e: &Engine, ct: &Container, with_volumes: bool) -> Result<()> {
     let trash = e.paths.root.join("trash");
     let _ = std::fs::create_dir_all(&trash);
     match std::fs::rename(&dir, trash.join(&ct.id)) {
-        Ok(()) => empty_trash_in_background(&trash),
+        Ok(()) => trash::empty_in_background(&trash),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
         Err(_) => {
             rootfs::unmount(e, &ct.id)?;
@@ -87,40 +87,4 @@ pub fn discard(e: &Engine, ct: &Container, with_volumes: bool) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The hidden subcommand that empties the trash (`lbox __empty-trash TRASH`).
-pub const EMPTY_TRASH: &str = "__empty-trash";
-
-/// Delete everything in the trash directory from a detached process of our own binary. A
-/// vfork-based spawn costs the caller ~0.1 ms where forking a copy of it cost ~1 ms; the child
-/// is not waited for (callers are short-lived, and init or the subreaper reaps it).
-fn empty_trash_in_background(trash: &std::path::Path) {
-    use std::os::unix::process::CommandExt;
-    use std::process::{Command, Stdio};
-    let spawned = Command::new("/proc/self/exe")
-        .arg0("lbox")
-        .arg(EMPTY_TRASH)
-        .arg(trash)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        // Out of the terminal's process group: a ^C meant for the caller does not stop it.
-        .process_group(0)
-        .spawn();
-    if spawned.is_err() {
-        empty_trash(trash);
-    }
-}
-
-pub fn empty_trash(trash: &std::path::Path) {
-    if let Ok(rd) = std::fs::read_dir(trash) {
-        for entry in rd.flatten() {
-            // Never delete through a mount: that would only fill the upper layer with whiteouts.
-            if rootfs::unmount_at(&entry.path().join("rootfs")).is_err() {
-                continue;
-            }
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
 }

@@ -20,11 +20,6 @@ fn main() {
         // A detached container's monitor: no CLI parsing, as little memory as possible.
         let rest: Vec<String> = args.iter().skip(2).map(|a| a.to_string_lossy().into_owned()).collect();
         engine::monitor::main(&rest)
-    } else if args.get(1).is_some_and(|a| a == engine::remove::EMPTY_TRASH) {
-        if let Some(trash) = args.get(2) {
-            engine::remove::empty_trash(Path::new(trash));
-        }
-        0
     } else if args.get(1).is_some_and(|a| a == "runtime") {
         // Straight to the runtime, without the engine's parser: this is the start path.
         let mut rest = vec![OsString::from("lbox runtime")];
