@@ -10,7 +10,32 @@ use crate::{launch, lifecycle, rootfs, trash, volumes, Engine};
 
 pub fn remove(e: &Engine, ct: &Container, force: bool, with_volumes: bool) -> Result<()> {
     let mut ct = ct.clone();
-    if ct.state.is_active() {
+    let lock_path = e.paths.owner_lock(&ct.id);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if !ct.state.is_active() {
+            // Removed under its owner's lock. Not running but locked means a monitor or a
+            // foreground `run` is starting it or finishing with it: deleting it under them would
+            // leave a container running without a row or a root filesystem. Wait until it runs
+            // (refused or killed below) or its owner lets go.
+            if let Some(_lock) = crate::owner::try_acquire(&lock_path)? {
+                return purge(e, &ct, with_volumes);
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(Error::BadState {
+                    name: ct.name.clone(),
+                    state: ct.state.as_str().into(),
+                    what: "its owner (a monitor or a foreground run) has held it for 30 s; try again".into(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(5));
+            // Gone: its owner removed it (--rm).
+            let Some(now) = db::get(e.db(), &ct.id)? else {
+                return Ok(());
+            };
+            ct = now;
+            continue;
+        }
         if !force {
             return Err(Error::BadState {
                 name: ct.name.clone(),
@@ -40,7 +65,6 @@ pub fn remove(e: &Engine, ct: &Container, force: bool, with_volumes: bool) -> Re
             Some(c) => ct = c,
         }
     }
-    purge(e, &ct, with_volumes)
 }
 
 /// Remove everything of a container that is not running.

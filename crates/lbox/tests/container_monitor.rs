@@ -186,9 +186,12 @@ fn restart_policies_and_stop_signals() {
         "busybox",
         "sh",
         "-c",
-        "trap 'exit 7' USR1; while true; do sleep 0.1; done",
+        "trap 'exit 7' USR1; echo armed; while true; do sleep 0.1; done",
     ]);
-    std::thread::sleep(Duration::from_millis(300));
+    // Stopped only once the trap is set: before that, USR1 would kill the shell (code 138).
+    e.eventually(10, "the container's trap to be set", || {
+        e.ok(&["logs", "sig"]).contains("armed")
+    });
     e.ok(&["stop", "sig"]);
     assert_eq!(e.inspect("sig", "{{.State.ExitCode}}"), "7");
     e.ok(&["rm", "flaky", "again", "sig"]);
@@ -275,7 +278,8 @@ fn health_checks_report_starting_unhealthy_healthy() {
         "busybox",
         "sh",
         "-c",
-        "sleep 2; touch /tmp/ok; sleep 600",
+        // Unhealthy after ~0.4 s, healthy after 4: a wide window for the `ps` below on a busy machine.
+        "sleep 4; touch /tmp/ok; sleep 600",
     ]);
     assert_eq!(e.inspect("hc", "{{.State.Health.Status}}"), "starting");
     e.eventually(10, "unhealthy", || {

@@ -97,6 +97,29 @@ fn detached_lifecycle_by_name_and_id_prefix() {
 }
 
 #[test]
+fn rm_waits_for_the_owner_of_a_container_being_started() {
+    let e = Engine::new();
+    let id = e.ok(&["create", "--name", "starting", "busybox", "true"]);
+    // Stand in for a monitor that is starting it: hold its owner lock, as the monitor does.
+    let lock_path = e.path("run").join("owners").join(format!("{id}.lock"));
+    std::fs::create_dir_all(lock_path.parent().expect("parent")).expect("owners dir");
+    let lock = std::fs::File::create(&lock_path).expect("lock file");
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).expect("flock");
+    let mut rm = e.cmd(&["rm", "starting"]).spawn().expect("rm");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        rm.try_wait().expect("try_wait").is_none(),
+        "rm did not wait for the owner"
+    );
+    assert_eq!(e.inspect("starting", "{{.State.Status}}"), "created");
+    drop(lock);
+    let st = rm.wait().expect("wait rm");
+    assert!(st.success(), "rm failed once the owner let go");
+    e.fails(&["inspect", "--type", "container", "starting"], 1);
+    e.assert_clean();
+}
+
+#[test]
 fn ambiguous_prefix_lists_the_matches() {
     let e = Engine::new();
     for i in 0..20 {

@@ -302,6 +302,11 @@ fn many_runs_leave_nothing_behind_and_never_share_an_address() {
         ]);
         assert!(o.status.success(), "cycle {i}: {}", stderr(&o));
     }
+    // Their veths go with their network namespaces, which the kernel frees in the background:
+    // wait for that, so that the count below sees only the next 50.
+    e.eventually(20, "the veths of the 200 runs to go", || {
+        bridge_ports(&bridge).is_empty()
+    });
     // 50 at once: every address different.
     let cmds: Vec<std::process::Command> = (0..50)
         .map(|_| e.cmd(&["run", "-d", "--network", "churn", "-p", "80", "busybox", "sleep", "60"]))

@@ -1176,7 +1176,11 @@ fn rootfs_propagation_is_applied() {
 
 #[test]
 fn events_reports_stats_and_oom_kills() {
-    let b = sh("oom", "sleep 1; tail /dev/zero; sleep 1000");
+    // The memory hog starts only once `events` is seen running (it reports OOMs from then on).
+    let b = sh(
+        "oom",
+        "while [ ! -e /go ]; do sleep 0.05; done; tail /dev/zero; sleep 1000",
+    );
     b.edit(|s| s["linux"]["resources"]["memory"] = json!({"limit": 16 << 20, "swap": 16 << 20}));
     let out = b.runc(&["run", "-d", "--bundle", path_str(&b.dir()), &b.id]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -1194,6 +1198,10 @@ fn events_reports_stats_and_oom_kills() {
         .stdout(std::fs::File::create(&log).expect("log"))
         .spawn()
         .expect("events");
+    common::eventually(10, "the first stats from events", || {
+        std::fs::read_to_string(&log).unwrap_or_default().contains("\"stats\"")
+    });
+    std::fs::write(b.rootfs().join("go"), "").expect("go");
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut text = String::new();
     while Instant::now() < deadline && !text.contains("\"oom\"") {
