@@ -201,6 +201,12 @@ pub fn stop(e: &Engine, ct: &Container, timeout: Option<u64>) -> Result<()> {
         return Ok(());
     }
     db::set_manual_stop(e.db(), &ct.id, true)?;
+    // Read again once the restart policy is off: a monitor restarting the container may have
+    // recorded a new process since `ct` was read (it looks at manual_stop after recording it).
+    let Some(fresh) = db::get(e.db(), &ct.id)? else {
+        return Ok(());
+    };
+    let ct = &fresh;
     let secs = timeout.or(ct.config.stop_timeout).unwrap_or(10);
     let sig = runtime::container::parse_signal(&ct.config.stop_signal).unwrap_or(Signal::SIGTERM);
     signal_init(ct, sig)?;

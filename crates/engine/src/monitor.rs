@@ -190,6 +190,13 @@ fn start_and_supervise(
         std::process::id() as i32,
         crate::time::now_ns(),
     )?;
+    // A `stop` that came while this was a restart under way signalled the old process: it
+    // turned the restart policy off first, so look now that the new process is recorded.
+    // (`status` is there only on the first start, which a stop cannot have raced.)
+    if status.is_none() && db::get(e.db(), &ct.id)?.is_some_and(|c| c.manual_stop) {
+        let sig = runtime::container::parse_signal(&ct.config.stop_signal).unwrap_or(nix::sys::signal::Signal::SIGTERM);
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(launched.pid), sig);
+    }
     report(status, "ok\n");
     crate::trim::trim();
     let mut checker = health::Checker::new(e, ct);
