@@ -3,11 +3,11 @@
 //!
 //! The background remover is a clone of this process that shares its memory (`CLONE_VM`, no
 //! exec). Spawning a copy of lbox cost every `run --rm` ~0.75 ms (the caller waits for the exec of
-//! a 15 MB binary) and ~230 page faults; and because the clone holds the last reference to the
-//! address space, the caller's own exit no longer tears it down (~1 ms on the start path's VM).
-//! The price is that the clone may not allocate, lock or touch thread-local state: the caller
-//! goes on using the heap. It makes only raw system calls (rustix's linux_raw backend), on a
-//! stack and a path of its own that are never freed.
+//! a 15 MB binary) and ~230 page faults more. The price is that the clone may not allocate, lock
+//! or touch thread-local state: the caller goes on using the heap. It makes only raw system
+//! calls (rustix's linux_raw backend), on a stack and a path of its own that are never freed.
+//! (Making the clone wait for the caller's exit, so that the address space's teardown fell to it,
+//! was tried and measured slower: the waiting remover then ran during the next command's start.)
 
 use std::ffi::{c_int, c_void, CStr, CString};
 use std::mem::MaybeUninit;
