@@ -170,6 +170,11 @@ pub fn detach(e: &Engine, ct: &Container) -> Result<()> {
     if !ct.config.ports.is_empty() && ports::release(e.db(), &ct.id)? {
         networks::sync_rules(e)?;
     }
+    // Without a bridge network (none, host, container:OTHER) a container never gets a lease:
+    // `network connect` refuses it. No query then, on every such container's exit.
+    if ct.config.endpoints().is_empty() {
+        return Ok(());
+    }
     let leases = ipam::leases_of(e.db(), &ct.id)?;
     if leases.is_empty() {
         return Ok(());
