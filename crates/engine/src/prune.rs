@@ -11,12 +11,8 @@ use crate::{remove, rootfs, Engine};
 pub fn containers(e: &Engine) -> Result<Vec<String>> {
     let mut removed = Vec::new();
     for c in e.containers()? {
-        if !c.state.is_active() {
-            // Held by its owner, it is being started or finished with: not one to prune.
-            let Some(_lock) = crate::owner::try_acquire(&e.paths.owner_lock(&c.id))? else {
-                continue;
-            };
-            remove::purge(e, &c, false)?;
+        // One its owner holds is being started or finished with: not one to prune.
+        if !c.state.is_active() && remove::purge_unowned(e, &c, false)? {
             removed.push(c.name);
         }
     }

@@ -10,7 +10,6 @@ use crate::{launch, lifecycle, rootfs, trash, volumes, Engine};
 
 pub fn remove(e: &Engine, ct: &Container, force: bool, with_volumes: bool) -> Result<()> {
     let mut ct = ct.clone();
-    let lock_path = e.paths.owner_lock(&ct.id);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         if !ct.state.is_active() {
@@ -18,8 +17,8 @@ pub fn remove(e: &Engine, ct: &Container, force: bool, with_volumes: bool) -> Re
             // foreground `run` is starting it or finishing with it: deleting it under them would
             // leave a container running without a row or a root filesystem. Wait until it runs
             // (refused or killed below) or its owner lets go.
-            if let Some(_lock) = crate::owner::try_acquire(&lock_path)? {
-                return purge(e, &ct, with_volumes);
+            if purge_unowned(e, &ct, with_volumes)? {
+                return Ok(());
             }
             if std::time::Instant::now() > deadline {
                 return Err(Error::BadState {
@@ -65,6 +64,16 @@ pub fn remove(e: &Engine, ct: &Container, force: bool, with_volumes: bool) -> Re
             Some(c) => ct = c,
         }
     }
+}
+
+/// [`purge`] under the container's owner lock; false, and nothing done, while an owner holds it
+/// (a monitor or a foreground `run` starting the container or finishing with it).
+pub fn purge_unowned(e: &Engine, ct: &Container, with_volumes: bool) -> Result<bool> {
+    let Some(_lock) = crate::owner::try_acquire(&e.paths.owner_lock(&ct.id))? else {
+        return Ok(false);
+    };
+    purge(e, ct, with_volumes)?;
+    Ok(true)
 }
 
 /// Remove everything of a container that is not running.
