@@ -110,7 +110,7 @@ pub fn launch(e: &Engine, ct: &Container, rt: &Path, bundle: &Path) -> Result<La
         .trim()
         .parse()
         .map_err(|_| Error::Invalid(format!("{}: not a pid", pid_file.display())))?;
-    let ports = match crate::netconnect::attach(e, ct, pid) {
+    let ports = match crate::netconnect::attach(e, ct, std::path::Path::new(&format!("/proc/{pid}/ns/net"))) {
         Ok(p) => p,
         Err(err) => {
             let _ = delete_state(rt, &root, &ct.id, &log);

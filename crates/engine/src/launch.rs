@@ -26,6 +26,8 @@ pub struct Launched {
 pub struct Bundle {
     pub dir: PathBuf,
     pub spec: oci_spec::runtime::Spec,
+    /// The pooled network namespace the spec joins, held until the init has joined it.
+    pub netns: Option<crate::netpool::Claimed>,
 }
 
 /// Mount the root filesystem and write the bundle (config.json, hosts, hostname, resolv.conf).
@@ -92,6 +94,12 @@ pub fn prepare(e: &Engine, ct: &Container) -> Result<Bundle> {
         None
     };
     let joined = joined_network(e, ct)?;
+    let netns = if crate::netpool::wanted(c) {
+        crate::netpool::claim(&e.paths, &ct.id)
+    } else {
+        None
+    };
+    let netns_path = netns.as_ref().map(crate::netpool::Claimed::ns);
     let spec = spec::build(&spec::Inputs {
         id: &ct.id,
         config: c,
@@ -101,6 +109,7 @@ pub fn prepare(e: &Engine, ct: &Container) -> Result<Bundle> {
         rootfs: Path::new("rootfs"),
         init: init.as_deref(),
         join_net: joined.as_ref().map(|(ns, dir)| (ns.clone(), dir.as_path())),
+        netns: netns_path.as_deref(),
     })?;
     // Kept for `exec` and for anyone inspecting the container; compact, as runc's tools write it.
     let text = serde_json::to_vec(&spec).map_err(|err| Error::Invalid(format!("spec: {err}")))?;
@@ -108,7 +117,7 @@ pub fn prepare(e: &Engine, ct: &Container) -> Result<Bundle> {
     std::fs::write(&tmp, text).ctx(|| format!("write {}", tmp.display()))?;
     std::fs::rename(&tmp, dir.join("config.json")).ctx(|| format!("write {}", dir.display()))?;
     let spec = serde_json::from_value(spec).map_err(|err| Error::Invalid(format!("spec: {err}")))?;
-    Ok(Bundle { dir, spec })
+    Ok(Bundle { dir, spec, netns })
 }
 
 /// `--network container:OTHER`: OTHER's network namespace and its directory (hosts,
@@ -236,11 +245,18 @@ pub fn launch(e: &Engine, ct: &Container, bundle: Bundle) -> Result<Launched> {
         ..Default::default()
     };
     // The network is wired while the init sets up its mounts (attach fails before anything is
-    // made when a host port is taken).
+    // made when a host port is taken). A pooled namespace is wired through its own path: the
+    // runtime calls this before the init has joined it.
     let mut ports = Vec::new();
     let mut net_err: Option<(Error, String)> = None;
+    let pooled = bundle.netns;
+    let pooled_path = pooled.as_ref().map(crate::netpool::Claimed::ns);
     let created = runtime::container::create_with(&store, &opts, false, Some(bundle.spec), &mut |pid| {
-        match crate::netconnect::attach(e, ct, pid) {
+        let netns = match &pooled_path {
+            Some(p) => p.clone(),
+            None => PathBuf::from(format!("/proc/{pid}/ns/net")),
+        };
+        match crate::netconnect::attach(e, ct, &netns) {
             Ok(p) => {
                 ports = p;
                 Ok(())
@@ -286,6 +302,18 @@ pub fn launch(e: &Engine, ct: &Container, bundle: Bundle) -> Result<Launched> {
         let _ = crate::netconnect::detach(e, ct);
         return Err(classify(err));
     }
+    // The pooled namespace stays claimed until the container has exited (see `Claimed::keep`).
+    // A container that is not removed on exit refills the pool now; a `--rm` one does when its
+    // files go to the trash.
+    if let Some(p) = pooled {
+        p.keep();
+    }
+    if !ct.config.auto_remove && crate::netpool::wanted(&ct.config) {
+        crate::trash::tidy_in_background(crate::trash::Tidy {
+            netns_refill: Some(&crate::netpool::dir(&e.paths)),
+            ..Default::default()
+        });
+    }
     Ok(Launched {
         pid,
         pid_start: c.record.pid_start,
@@ -304,6 +332,10 @@ fn abort(store: &runtime::state::Store, rec: &runtime::state::Record) {
 /// After the container's init exited: free its network addresses, cgroup and runtime state.
 pub fn release(e: &Engine, ct: &Container) -> Result<()> {
     crate::netconnect::detach(e, ct)?;
+    // A `--rm` container's goes in the background, with its files (remove::discard).
+    if !ct.config.auto_remove && crate::netpool::wanted(&ct.config) {
+        crate::netpool::release_for(&crate::netpool::dir(&e.paths), &ct.id);
+    }
     if let Some(rt) = &ct.config.runtime {
         return crate::external::delete(e, ct, rt);
     }

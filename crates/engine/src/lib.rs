@@ -23,6 +23,7 @@ pub mod names;
 pub mod netconnect;
 pub mod netflags;
 pub mod nethosts;
+pub mod netpool;
 pub mod networks;
 pub mod owner;
 pub mod parse;

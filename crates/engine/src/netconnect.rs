@@ -7,6 +7,7 @@
 use std::fs::File;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
 
 use network::ipam::{self, Network};
 use network::link::{self, Attachment, Netlink};
@@ -94,13 +95,17 @@ fn join(
 }
 
 fn open_netns(pid: i32) -> Result<File> {
-    let path = format!("/proc/{pid}/ns/net");
-    File::open(&path).ctx(|| format!("open {path}"))
+    open_netns_at(Path::new(&format!("/proc/{pid}/ns/net")))
 }
 
-/// Put the container whose init is `pid` (created, not yet started) on its networks and publish
-/// its ports. Returns the sockets that hold its host ports: keep them while it runs.
-pub fn attach(e: &Engine, ct: &Container, pid: i32) -> Result<Vec<OwnedFd>> {
+fn open_netns_at(path: &Path) -> Result<File> {
+    File::open(path).ctx(|| format!("open {}", path.display()))
+}
+
+/// Put the container (created, not yet started) whose network namespace is `netns` on its
+/// networks and publish its ports. Returns the sockets that hold its host ports: keep them while
+/// it runs.
+pub fn attach(e: &Engine, ct: &Container, netns: &Path) -> Result<Vec<OwnedFd>> {
     let endpoints = ct.config.endpoints();
     if endpoints.is_empty() {
         return Ok(Vec::new());
@@ -108,7 +113,7 @@ pub fn attach(e: &Engine, ct: &Container, pid: i32) -> Result<Vec<OwnedFd>> {
     // First: a host port in use is an error before anything else is made.
     let reserved = ports::reserve(&ct.config.ports)?;
     let done = (|| -> Result<()> {
-        let netns = open_netns(pid)?;
+        let netns = open_netns_at(netns)?;
         let nl = Netlink::open()?;
         let mut nets = Vec::new();
         let mut primary_addr = None;

@@ -89,5 +89,6 @@ pub fn orphans(e: &Engine) -> Result<usize> {
         }
     }
     crate::trash::empty(&e.paths.root.join("trash"));
+    crate::netpool::prune(&e.paths);
     Ok(n)
 }

@@ -93,7 +93,15 @@ pub fn discard(e: &Engine, ct: &Container, with_volumes: bool) -> Result<()> {
     let trash = e.paths.root.join("trash");
     let _ = std::fs::create_dir_all(&trash);
     match std::fs::rename(&dir, trash.join(&ct.id)) {
-        Ok(()) => trash::empty_in_background(&trash),
+        Ok(()) => {
+            // With its files: the pooled network namespace it kept (see `netpool`), and a new one.
+            let pool = crate::netpool::wanted(&ct.config).then(|| crate::netpool::dir(&e.paths));
+            trash::tidy_in_background(trash::Tidy {
+                trash: Some(&trash),
+                netns_owner: pool.as_deref().map(|p| (p, ct.id.as_str())),
+                netns_refill: pool.as_deref(),
+            })
+        }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
         Err(_) => {
             rootfs::unmount(e, &ct.id)?;

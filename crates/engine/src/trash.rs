@@ -5,7 +5,9 @@
 //! exec). Spawning a copy of lbox cost every `run --rm` ~0.75 ms (the caller waits for the exec of
 //! a 15 MB binary) and ~230 page faults more. The price is that the clone may not allocate, lock
 //! or touch thread-local state: the caller goes on using the heap. It makes only raw system
-//! calls (rustix's linux_raw backend), on a stack and a path of its own that are never freed.
+//! calls (rustix's linux_raw backend), on a stack and paths of its own that are never freed.
+//! After the trash it also tops up the network namespace pool (`netpool`), the other work that
+//! a removal or start leaves for nobody to wait on.
 //! (Making the clone wait for the caller's exit, so that the address space's teardown fell to it,
 //! was tried and measured slower: the waiting remover then ran during the next command's start.)
 
@@ -25,13 +27,46 @@ use crate::rootfs;
 const MAX_DEPTH: u32 = 128;
 const STACK_SIZE: usize = 1 << 20;
 const DIR_BUF: usize = 1024;
-const PATH_MAX: usize = 4096;
+pub(crate) const PATH_MAX: usize = 4096;
 
 /// Delete everything in `trash` from a background clone of this process; synchronously if the
 /// clone cannot be made.
 pub fn empty_in_background(trash: &Path) {
-    if spawn_remover(trash).is_err() {
-        empty(trash);
+    tidy_in_background(Tidy {
+        trash: Some(trash),
+        ..Default::default()
+    });
+}
+
+/// Work for the background clone, in this order.
+#[derive(Default)]
+pub struct Tidy<'a> {
+    /// Empty this trash.
+    pub trash: Option<&'a Path>,
+    /// The network namespace pool (see `netpool`): release what this container (id) claimed...
+    pub netns_owner: Option<(&'a Path, &'a str)>,
+    /// ... and top this pool up.
+    pub netns_refill: Option<&'a Path>,
+}
+
+/// Do `t` in a background clone of this process. Without a clone, the trash is emptied and the
+/// claims released here, and the pool waits for another time.
+pub fn tidy_in_background(t: Tidy<'_>) {
+    let size = crate::netpool::size();
+    let t = Tidy {
+        netns_refill: t.netns_refill.filter(|_| size > 0),
+        ..t
+    };
+    if t.trash.is_none() && t.netns_owner.is_none() && t.netns_refill.is_none() {
+        return;
+    }
+    if spawn(&t, size).is_err() {
+        if let Some(trash) = t.trash {
+            empty(trash);
+        }
+        if let Some((pool, id)) = t.netns_owner {
+            crate::netpool::release_for(pool, id);
+        }
     }
 }
 
@@ -48,8 +83,25 @@ pub fn empty(trash: &Path) {
     }
 }
 
-fn spawn_remover(trash: &Path) -> std::io::Result<()> {
-    let path = CString::new(trash.as_os_str().as_bytes())?;
+/// What the clone is handed: paths that nothing frees.
+struct Task {
+    trash: Option<CString>,
+    netns_owner: Option<(CString, CString)>,
+    netns_refill: Option<CString>,
+    pool_size: u32,
+}
+
+fn spawn(t: &Tidy<'_>, pool_size: u32) -> std::io::Result<()> {
+    let c = |p: &Path| CString::new(p.as_os_str().as_bytes());
+    let task = Box::new(Task {
+        trash: t.trash.map(c).transpose()?,
+        netns_owner: match t.netns_owner {
+            Some((pool, id)) => Some((c(pool)?, CString::new(crate::netpool::owner(id))?)),
+            None => None,
+        },
+        netns_refill: t.netns_refill.map(c).transpose()?,
+        pool_size,
+    });
     // Safety: a fresh private anonymous mapping; nothing else refers to it.
     let stack = unsafe {
         rustix::mm::mmap_anonymous(
@@ -59,15 +111,15 @@ fn spawn_remover(trash: &Path) -> std::io::Result<()> {
             rustix::mm::MapFlags::PRIVATE | rustix::mm::MapFlags::STACK | rustix::mm::MapFlags::NORESERVE,
         )
     }?;
-    // Both are left to the clone: this process never frees them (it exits soon, and the clone
-    // keeps the address space alive until it is done).
-    let arg = path.into_raw();
-    // Safety: `remover` only makes raw system calls on its own stack (the top of the mapping
+    // Both are left to the clone: this process never frees them (it exits soon, or is a monitor
+    // that does this once per start, and the clone keeps the address space alive until done).
+    let arg = Box::into_raw(task);
+    // Safety: `background` only makes raw system calls on its own stack (the top of the mapping
     // above) and reads `arg`, which nothing frees. Without CLONE_VFORK the caller goes on at
-    // once; SIGCHLD lets init (or a subreaper) reap the clone once the caller has exited.
+    // once; SIGCHLD lets init (or a subreaper, or a monitor's reaping) reap the clone.
     let pid = unsafe {
         libc::clone(
-            remover,
+            background,
             stack.cast::<u8>().add(STACK_SIZE).cast(),
             libc::CLONE_VM | libc::SIGCHLD,
             arg.cast(),
@@ -77,7 +129,7 @@ fn spawn_remover(trash: &Path) -> std::io::Result<()> {
         let err = std::io::Error::last_os_error();
         // Safety: the clone was not made, so nothing else uses these.
         unsafe {
-            drop(CString::from_raw(arg));
+            drop(Box::from_raw(arg));
             let _ = rustix::mm::munmap(stack, STACK_SIZE);
         }
         return Err(err);
@@ -85,9 +137,9 @@ fn spawn_remover(trash: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-extern "C" fn remover(arg: *mut c_void) -> c_int {
-    // Safety: `arg` is the CString spawn_remover leaked for us.
-    let trash = unsafe { CStr::from_ptr(arg.cast()) };
+extern "C" fn background(arg: *mut c_void) -> c_int {
+    // Safety: `arg` is the Task `spawn` leaked for us; only read here.
+    let task = unsafe { &*arg.cast::<Task>() };
     // Nothing of the caller's: no inherited descriptor may keep a pipe open (a shell's `$(…)`
     // would wait for us) or a lock held; no signal handler of the caller's may run here; and a
     // ^C meant for the caller's process group does not stop the deletion half-way.
@@ -99,7 +151,15 @@ extern "C" fn remover(arg: *mut c_void) -> c_int {
         libc::sigprocmask(libc::SIG_SETMASK, all.as_ptr(), std::ptr::null_mut());
     }
     let _ = rustix::process::setpgid(None, None);
-    empty_raw(trash);
+    if let Some(t) = &task.trash {
+        empty_raw(t);
+    }
+    if let Some((pool, owner)) = &task.netns_owner {
+        crate::netpool::release_for_raw(pool, owner);
+    }
+    if let Some(p) = &task.netns_refill {
+        crate::netpool::refill_raw(p, task.pool_size);
+    }
     0
 }
 
@@ -180,7 +240,7 @@ fn is_dot(name: &CStr) -> bool {
 }
 
 /// `parts` joined into `buf` as a NUL-terminated string; None if it does not fit or holds a NUL.
-fn join<'a>(buf: &'a mut [u8; PATH_MAX], parts: &[&[u8]]) -> Option<&'a CStr> {
+pub(crate) fn join<'a>(buf: &'a mut [u8], parts: &[&[u8]]) -> Option<&'a CStr> {
     let mut len = 0;
     for p in parts {
         let end = len + p.len();
@@ -238,7 +298,14 @@ mod tests {
         }
         // The caller goes on allocating while the clone works in the same address space.
         let keep: Vec<String> = (0..1000).map(|i| format!("caller {i}")).collect();
-        spawn_remover(&trash).unwrap();
+        spawn(
+            &Tidy {
+                trash: Some(&trash),
+                ..Default::default()
+            },
+            0,
+        )
+        .unwrap();
         let more: Vec<Vec<u8>> = (0..1000).map(|i| vec![i as u8; 64]).collect();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while std::fs::read_dir(&trash).unwrap().next().is_some() {

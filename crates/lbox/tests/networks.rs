@@ -444,3 +444,84 @@ fn containers_are_connected_to_and_disconnected_from_networks() {
     }
     e.assert_clean();
 }
+
+fn entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+fn netns_of(pid: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/net"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn network_namespaces_come_from_a_pool_and_are_never_shared() {
+    let e = Engine::new();
+    let ready = e.path("run/netns-pool/ready");
+    let taken = e.path("run/netns-pool/taken");
+    // The first run finds the pool empty; its removal fills it, in the background.
+    e.ok(&["run", "--rm", "--network", "none", "busybox", "true"]);
+    e.eventually(10, "the pool to be filled", || entries(&ready).len() == 2);
+    // Each is a real, fresh network namespace: only a loopback, and it is up.
+    for entry in entries(&ready) {
+        let o = std::process::Command::new("nsenter")
+            .arg(format!("--net={}", entry.join("ns").display()))
+            .args(["ip", "-o", "link", "show"])
+            .output()
+            .expect("nsenter");
+        let links = common::stdout(&o);
+        assert!(o.status.success(), "nsenter: {}", stderr(&o));
+        assert_eq!(links.lines().count(), 1, "only a loopback: {links}");
+        assert!(links.contains("lo:") && links.contains(",UP"), "loopback up: {links}");
+    }
+    // Two containers at once (one on a bridge): each its own namespace, neither the host's, and
+    // claimed while they run.
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "p1",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    e.ok(&["run", "-d", "--name", "p2", "busybox", "sleep", "60"]);
+    let (p1, p2) = (e.inspect("p1", "{{.State.Pid}}"), e.inspect("p2", "{{.State.Pid}}"));
+    let host = std::fs::read_link("/proc/self/ns/net").expect("own netns");
+    let (n1, n2) = (netns_of(&p1), netns_of(&p2));
+    assert!(!n1.is_empty() && n1 != n2, "two namespaces: {n1} {n2}");
+    assert!(n1 != host.to_string_lossy() && n2 != host.to_string_lossy());
+    assert_eq!(entries(&taken).len(), 2, "both claimed while they run");
+    let lo = e.ok(&["exec", "p1", "ip", "-o", "addr", "show", "lo"]);
+    assert!(lo.contains("127.0.0.1"), "loopback addressed: {lo}");
+    let eth = e.ok(&["exec", "p2", "ip", "-o", "-4", "addr", "show", "eth0"]);
+    let addr = e.inspect("p2", "{{.NetworkSettings.IPAddress}}");
+    assert!(
+        eth.contains(&addr),
+        "the bridge address {addr} in the pooled namespace: {eth}"
+    );
+    // Stopped: its claim goes at once.
+    e.ok(&["stop", "-t", "0", "p1"]);
+    assert_eq!(entries(&taken).len(), 1, "p1's claim released on exit");
+    // Turned off, a start neither claims nor refills (once the starts above have refilled it).
+    e.eventually(10, "the pool to be refilled", || entries(&ready).len() == 2);
+    let before = entries(&ready);
+    let o = e
+        .cmd(&["run", "--rm", "--network", "none", "busybox", "true"])
+        .env("LBOX_NETNS_POOL", "0")
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(entries(&ready), before, "the pool untouched");
+    e.ok(&["rm", "-f", "p1", "p2"]);
+    e.assert_clean();
+    // `system reset` takes the pool away, bind mounts and all.
+    e.ok(&["system", "reset", "-f"]);
+    assert!(!e.path("run/netns-pool").exists(), "the pool removed");
+    assert_eq!(common::mounts_under(&e.path("run")), 0, "no bind mount left");
+}

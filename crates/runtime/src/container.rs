@@ -106,8 +106,10 @@ pub fn create(store: &Store, o: &CreateOpts, fifo: bool) -> Result<Created> {
 }
 
 /// As [`create`]; `during_setup` runs here with the init's pid while the init sets up its mounts,
-/// when the init was cloned into a new network namespace (the engine wires the container's
-/// network then, in parallel, rather than after the init is ready). A failure undoes the create.
+/// when the init was cloned into a new network namespace or joins one by path (the engine wires
+/// the container's network then, in parallel, rather than after the init is ready; given a
+/// path, it must work through that path, which the init may not have joined yet). A failure
+/// undoes the create.
 /// `spec` is the bundle's config.json already parsed (the engine wrote it from this spec): it
 /// spares reading and parsing the file again.
 pub fn create_with(
@@ -343,9 +345,14 @@ impl Handshake<'_> {
             cgroup.add_pid(self.pid)?;
         }
         send_or_failure(self.chan, &ToInit::CgroupReady)?;
-        // The network namespace the init was cloned into exists already; one it joins by path
-        // is only entered later, so work on it waits until the init is ready.
-        let new_net = plan.clone_flags.contains(nix::sched::CloneFlags::CLONE_NEWNET);
+        // The network namespace exists already, whether the init was cloned into it or joins it
+        // by path: work on it need not wait for the init. (With a path, the hook must use that
+        // path: the init may not have joined it yet.)
+        let new_net = plan.clone_flags.contains(nix::sched::CloneFlags::CLONE_NEWNET)
+            || plan
+                .join
+                .iter()
+                .any(|(k, _)| *k == oci_spec::runtime::LinuxNamespaceType::Network);
         if new_net {
             if let Err(e) = during_setup(self.pid) {
                 // An init that failed meanwhile (its namespace gone) is the cause: say its reason.

@@ -272,9 +272,14 @@ impl Init<'_> {
     }
 
     fn enter_namespaces(&self) -> Result<()> {
-        if !self.plan.join.is_empty() {
-            // The cgroup files are the host's paths: join before entering another mount (or
-            // user) namespace, where they may not resolve.
+        // The cgroup files are the host's paths: join before entering another mount, user or
+        // cgroup namespace, where they may not resolve. Other joins (a network namespace from
+        // the engine's pool, say) need not wait for the runtime to make the cgroup.
+        let moves_view = self.plan.join.iter().any(|(k, _)| {
+            use oci_spec::runtime::LinuxNamespaceType as T;
+            matches!(k, T::Mount | T::User | T::Cgroup)
+        });
+        if moves_view {
             self.join_cgroup()?;
         }
         for (kind, path) in &self.plan.join {

@@ -37,6 +37,8 @@ pub struct Inputs<'a> {
     /// `--network container:OTHER`: OTHER's network namespace, and the directory of its hosts
     /// and resolv.conf (which this container shares).
     pub join_net: Option<(PathBuf, &'a Path)>,
+    /// A network namespace made ahead of time (`netpool`), joined instead of a new one.
+    pub netns: Option<&'a Path>,
 }
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -130,7 +132,10 @@ pub fn build(i: &Inputs) -> Result<Value> {
     ];
     match &i.join_net {
         Some((netns, _)) => namespaces.push(json!({"type": "network", "path": netns})),
-        None if c.network != "host" => namespaces.push(json!({"type": "network"})),
+        None if c.network != "host" => match i.netns {
+            Some(p) => namespaces.push(json!({"type": "network", "path": p})),
+            None => namespaces.push(json!({"type": "network"})),
+        },
         None => {}
     }
     let mut resources = json!({"devices": [{"allow": c.privileged, "access": "rwm"}]});
@@ -227,6 +232,7 @@ mod tests {
             user: u,
             etc_dir: Path::new("/c"),
             join_net: None,
+            netns: None,
             mounts: &[],
             rootfs: Path::new("rootfs"),
             init: None,

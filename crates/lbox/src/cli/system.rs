@@ -130,6 +130,8 @@ fn reset(root: &Path) -> Result<i32> {
     if let Err(err) = volumes::prune(&e, true) {
         failed.push(format!("volumes: {err}"));
     }
+    // After the containers: their removal may have started a refill, which this waits for.
+    engine::netpool::drain(&e.paths);
     if let Err(err) = e.images().and_then(|i| Ok(i.prune(true, &[])?)) {
         failed.push(format!("images: {err}"));
     }

@@ -195,6 +195,18 @@ impl Engine {
         );
         let left = self.leftover_cgroups();
         assert!(left.is_empty(), "cgroups left: {left:?}");
+        // A removed container's pooled network namespace goes with its files, in the background.
+        let taken = self.path("run/netns-pool/taken");
+        let claimed = || std::fs::read_dir(&taken).map(|d| d.count()).unwrap_or(0);
+        while claimed() > 0 && std::time::Instant::now() < end {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(
+            claimed(),
+            0,
+            "pooled network namespaces still claimed in {}",
+            taken.display()
+        );
     }
 }
 
@@ -211,15 +223,17 @@ impl Drop for Engine {
         // Networks own bridges and nftables tables in the host's namespace: never leave them.
         let _ = self.cmd(&["system", "reset", "-f"]).output();
         // A failed test may leave mounts: never delete through them.
+        // (The run directory holds the network namespace pool's bind mounts.)
+        let all = self.tmp.path().to_path_buf();
         for _ in 0..3 {
-            if super::mounts_under(&self.root()) == 0 {
+            if super::mounts_under(&all) == 0 {
                 break;
             }
             let _ = Command::new("umount").arg("-R").arg("-l").arg(self.root()).output();
             let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
             for line in mi.lines() {
                 if let Some(p) = line.split_whitespace().nth(4) {
-                    if Path::new(p).starts_with(self.root()) {
+                    if Path::new(p).starts_with(&all) {
                         let _ = Command::new("umount").arg("-l").arg(p).output();
                     }
                 }
