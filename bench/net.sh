@@ -5,14 +5,15 @@
 #    back-to-back runs each.
 # 2. TCP throughput (MB/s) and connections per second to a container's port, sent straight to
 #    the container's address and through its published host port, on 127.0.0.1 and on the
-#    host's own address (both DNAT in the kernel): each as a ratio of direct (target >= 90%).
+#    host's own address (both DNAT in the kernel): each as a ratio of direct (target >= 90%),
+#    the median over ROUNDS short rounds of the ratio within each round.
 #    bench/netbench.c is the load tool, built static so it also runs inside the busybox image.
 # Needs root, busybox-static, a C compiler with static libc (libc6-dev). Traffic stays on this
 # host: loopback, the host's own address, and the container's bridge.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SECS=${SECS:-2}
-ROUNDS=${ROUNDS:-5}
+SECS=${SECS:-0.5}
+ROUNDS=${ROUNDS:-15}
 N=${N:-20}
 . bench/lib.sh
 LBOX=$(realpath "$LBOX")
@@ -61,7 +62,11 @@ b=$(median "$work/bridge-b2b.txt"); n=$(median "$work/none-b2b.txt")
 echo "back to back, $N runs each: bridge ${b} ms, none ${n} ms"
 awk -v b="$b" -v n="$n" 'BEGIN { printf "the bridge network adds back to back: %.2f ms\n", b - n }'
 
-"$LBOX" run -d --name sink -v "$work/netbench:/netbench:ro" -p 5201 busybox:bench /netbench server 5201 >/dev/null
+# The server on one CPU, the client on the other (a container keeps its caller's affinity): both
+# paths then get the same placement, rather than whatever the scheduler picks in each round.
+pin_server=() pin_client=()
+if [ "$(nproc)" -ge 2 ]; then pin_server=(taskset -c 1); pin_client=(taskset -c 0); fi
+"${pin_server[@]}" "$LBOX" run -d --name sink -v "$work/netbench:/netbench:ro" -p 5201 busybox:bench /netbench server 5201 >/dev/null
 hport=$("$LBOX" port sink 5201/tcp | cut -d: -f2)
 ctr=$("$LBOX" inspect -f '{{.NetworkSettings.IPAddress}}' sink)
 host=$(ip -4 -o addr show scope global | awk '{split($4, a, "/"); print a[1]; exit}')
@@ -79,18 +84,21 @@ for r in $(seq "$ROUNDS"); do
   for k in $(seq 0 $((${#paths[@]} - 1))); do
     p=${paths[$(( (k + r) % ${#paths[@]} ))]}
     set -- $p
-    "$work/netbench" tput "$2" "$3" "$SECS" >>"$work/tput-$1"
-    "$work/netbench" cps "$2" "$3" "$SECS" >>"$work/cps-$1"
+    "${pin_client[@]}" "$work/netbench" tput "$2" "$3" "$SECS" >>"$work/tput-$1"
+    "${pin_client[@]}" "$work/netbench" cps "$2" "$3" "$SECS" >>"$work/cps-$1"
   done
 done
 med() { sort -n "$1" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# The ratio is the median of each round's ratio (a path against direct in the same round, seconds
+# apart), not a ratio of medians: on a shared VM the rates drift from round to round.
+ratio() { paste "$1" "$2" | awk '{print 100 * $1 / $2}' >"$work/ratio"; med "$work/ratio"; }
 echo "TCP to a container, ${ROUNDS} rounds of ${SECS} s each (median), published port $hport -> $ctr:5201"
 printf '%-14s %12s %8s %10s %8s\n' path MB/s "vs dir" conn/s "vs dir"
-dt=$(med "$work/tput-direct"); dc=$(med "$work/cps-direct")
 for p in "${paths[@]}"; do
   n=${p%% *}; t=$(med "$work/tput-$n"); c=$(med "$work/cps-$n")
-  awk -v n="$n" -v t="$t" -v c="$c" -v dt="$dt" -v dc="$dc" \
-    'BEGIN { printf "%-14s %12d %7.0f%% %10d %7.0f%%\n", n, t, 100 * t / dt, c, 100 * c / dc }'
+  rt=$(ratio "$work/tput-$n" "$work/tput-direct"); rc=$(ratio "$work/cps-$n" "$work/cps-direct")
+  awk -v n="$n" -v t="$t" -v c="$c" -v rt="$rt" -v rc="$rc" \
+    'BEGIN { printf "%-14s %12d %7.0f%% %10d %7.0f%%\n", n, t, rt, c, rc }'
 done
 echo "(target: published >= 90% of direct)"
 "$LBOX" rm -f sink >/dev/null
