@@ -29,7 +29,8 @@ podman_ run --rm --network none busybox:bench true
 
 : >"$work/lbox.txt"; : >"$work/podman.txt"
 # Each run starts on a quiet machine: both leave work behind when their command returns (podman's
-# conmon and cleanup process, lbox's trash remover), which on 2 cores would be charged to the next
+# conmon and cleanup process, lbox's background clone that deletes the container's files and makes
+# the network namespace the next run takes from its pool), which on 2 cores would be charged to the next
 # run of the other tool. SETTLE (seconds) is not part of any measurement.
 SETTLE=${SETTLE:-0.3}
 for _ in $(seq "$N"); do
@@ -43,6 +44,13 @@ echo "run --rm true, runs each: $N (interleaved)"
 echo "lbox median:   ${l} ms"
 echo "podman median: ${p} ms"
 awk -v l="$l" -v p="$p" 'BEGIN { printf "ratio podman/lbox: %.1fx (target >= 20x)\n", p / l }'
+# For reference, back to back (no settle): each tool's background work from one run then competes
+# with its next run.
+: >"$work/lbox-b2b.txt"; : >"$work/podman-b2b.txt"
+for _ in $(seq "$N"); do us "$LBOX" run --rm --network none busybox:bench true >>"$work/lbox-b2b.txt"; done
+for _ in $(seq "$N"); do us podman_ run --rm --network none busybox:bench true >>"$work/podman-b2b.txt"; done
+l=$(median "$work/lbox-b2b.txt"); p=$(median "$work/podman-b2b.txt")
+awk -v l="$l" -v p="$p" 'BEGIN { printf "back to back: lbox %.2f ms, podman %.2f ms, ratio %.1fx\n", l, p, p / l }'
 
 for i in $(seq 100); do "$LBOX" create --name "c$i" busybox:bench true >/dev/null; done
 : >"$work/ps.txt"

@@ -111,8 +111,10 @@ fn spawn(t: &Tidy<'_>, pool_size: u32) -> std::io::Result<()> {
             rustix::mm::MapFlags::PRIVATE | rustix::mm::MapFlags::STACK | rustix::mm::MapFlags::NORESERVE,
         )
     }?;
-    // Both are left to the clone: this process never frees them (it exits soon, or is a monitor
-    // that does this once per start, and the clone keeps the address space alive until done).
+    // Both are the clone's until it is gone: a short-lived caller never frees them (the clone
+    // keeps the address space alive until it is done); a monitor, which spawns one per start,
+    // frees them at its next spawn once the clone has been reaped (see `free_finished`).
+    free_finished();
     let arg = Box::into_raw(task);
     // Safety: `background` only makes raw system calls on its own stack (the top of the mapping
     // above) and reads `arg`, which nothing frees. Without CLONE_VFORK the caller goes on at
@@ -134,7 +136,42 @@ fn spawn(t: &Tidy<'_>, pool_size: u32) -> std::io::Result<()> {
         }
         return Err(err);
     }
+    if let Ok(mut live) = LIVE.lock() {
+        live.push(Spawned {
+            pid,
+            stack: stack as usize,
+            task: arg as usize,
+        });
+    }
     Ok(())
+}
+
+/// A clone that may still run, and the stack and task it was handed (as addresses: only freed).
+struct Spawned {
+    pid: c_int,
+    stack: usize,
+    task: usize,
+}
+
+static LIVE: std::sync::Mutex<Vec<Spawned>> = std::sync::Mutex::new(Vec::new());
+
+/// Free what clones that are gone were handed. Gone means no such process: reaped (a monitor
+/// reaps every child). A zombie, or a reused pid, keeps its memory until a later call, or the
+/// process's exit: never freed early.
+fn free_finished() {
+    let Ok(mut live) = LIVE.lock() else { return };
+    live.retain(|s| {
+        let pid = rustix::process::Pid::from_raw(s.pid);
+        let gone = pid.is_some_and(|p| rustix::process::test_kill_process(p) == Err(Errno::SRCH));
+        if gone {
+            // Safety: the clone that used these no longer exists, and nothing else refers to them.
+            unsafe {
+                drop(Box::from_raw(s.task as *mut Task));
+                let _ = rustix::mm::munmap(s.stack as *mut c_void, STACK_SIZE);
+            }
+        }
+        !gone
+    });
 }
 
 extern "C" fn background(arg: *mut c_void) -> c_int {
@@ -315,6 +352,26 @@ mod tests {
         assert_eq!(keep[999], "caller 999");
         assert_eq!(more[999], vec![231u8; 64]);
         assert!(trash.is_dir());
+    }
+
+    #[test]
+    fn what_a_reaped_clone_was_handed_is_freed_at_the_next_spawn() {
+        let tmp = tempfile::tempdir().unwrap();
+        let trash = tmp.path().join("trash");
+        std::fs::create_dir_all(trash.join("c1/rootfs")).unwrap();
+        let t = Tidy {
+            trash: Some(&trash),
+            ..Default::default()
+        };
+        spawn(&t, 0).unwrap();
+        let pid = LIVE.lock().unwrap().last().unwrap().pid;
+        let live = |pid| LIVE.lock().unwrap().iter().any(|s| s.pid == pid);
+        // Not reaped yet: kept, even once it has exited.
+        free_finished();
+        assert!(live(pid));
+        nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
+        spawn(&t, 0).unwrap();
+        assert!(!live(pid), "the reaped clone's stack and task are freed");
     }
 
     #[test]
