@@ -331,18 +331,29 @@ fn abort(store: &runtime::state::Store, rec: &runtime::state::Record) {
 
 /// After the container's init exited: free its network addresses, cgroup and runtime state.
 pub fn release(e: &Engine, ct: &Container) -> Result<()> {
+    release_with(e, ct, false).map(|_| ())
+}
+
+/// As [`release`], but its cgroup directories are left to the caller, who removes them in the
+/// background with its files (a `--rm` container's removal); their paths are returned.
+pub fn release_leaving_cgroups(e: &Engine, ct: &Container) -> Result<Vec<PathBuf>> {
+    release_with(e, ct, true)
+}
+
+fn release_with(e: &Engine, ct: &Container, leave_cgroups: bool) -> Result<Vec<PathBuf>> {
     crate::netconnect::detach(e, ct)?;
     // A `--rm` container's goes in the background, with its files (remove::discard).
     if !ct.config.auto_remove && crate::netpool::wanted(&ct.config) {
         crate::netpool::release_for(&crate::netpool::dir(&e.paths), &ct.id);
     }
     if let Some(rt) = &ct.config.runtime {
-        return crate::external::delete(e, ct, rt);
+        return crate::external::delete(e, ct, rt).map(|()| Vec::new());
     }
     let store = e.runtime_store();
     match store.load(&ct.id) {
-        Ok(rec) => runtime::container::destroy(&store, &rec).map_err(Error::from),
-        Err(runtime::Error::NotFound(_)) => Ok(()),
+        Ok(rec) if leave_cgroups => Ok(runtime::container::destroy_leaving_cgroup(&store, &rec)?),
+        Ok(rec) => Ok(runtime::container::destroy(&store, &rec).map(|()| Vec::new())?),
+        Err(runtime::Error::NotFound(_)) => Ok(Vec::new()),
         Err(err) => Err(err.into()),
     }
 }

@@ -59,10 +59,12 @@ pub fn start_failed(e: &Engine, ct: &Container, err: &Error, auto_remove: bool) 
 
 /// The container's process is gone: unmount, record the exit, and remove it with --rm.
 pub fn finish(e: &Engine, ct: &Container, code: i32, error: &str, auto_remove: bool) -> Result<()> {
-    let _ = launch::release(e, ct);
     if auto_remove && ct.config.auto_remove {
-        return remove::discard(e, ct, true);
+        // Its cgroup directories go in the background, with its files.
+        let cgroups = launch::release_leaving_cgroups(e, ct).unwrap_or_default();
+        return remove::discard_leaving(e, ct, true, &cgroups);
     }
+    let _ = launch::release(e, ct);
     rootfs::unmount(e, &ct.id)?;
     db::set_exited(e.db(), &ct.id, code, crate::time::now_ns(), error)
 }

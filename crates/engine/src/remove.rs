@@ -86,6 +86,12 @@ pub fn purge(e: &Engine, ct: &Container, with_volumes: bool) -> Result<()> {
 /// state is already gone. Its root filesystem may still be mounted: the unmount goes to the
 /// background with the files (see `trash`).
 pub fn discard(e: &Engine, ct: &Container, with_volumes: bool) -> Result<()> {
+    discard_leaving(e, ct, with_volumes, &[])
+}
+
+/// As [`discard`]; `cgroups` (left by `launch::release_leaving_cgroups`) are removed in the
+/// background too.
+pub fn discard_leaving(e: &Engine, ct: &Container, with_volumes: bool, cgroups: &[std::path::PathBuf]) -> Result<()> {
     let dir = e.paths.container(&ct.id);
     // Moved aside in one rename (allowed with the rootfs mounted inside), deleted in the
     // background: file deletion is the slowest part of removing a container, and nothing waits
@@ -97,13 +103,21 @@ pub fn discard(e: &Engine, ct: &Container, with_volumes: bool) -> Result<()> {
             // With its files: the pooled network namespace it kept (see `netpool`), and a new one.
             let pool = crate::netpool::wanted(&ct.config).then(|| crate::netpool::dir(&e.paths));
             trash::tidy_in_background(trash::Tidy {
+                cgroups,
                 trash: Some(&trash),
                 netns_owner: pool.as_deref().map(|p| (p, ct.id.as_str())),
                 netns_refill: pool.as_deref(),
             })
         }
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => trash::tidy_in_background(trash::Tidy {
+            cgroups,
+            ..Default::default()
+        }),
         Err(_) => {
+            trash::tidy_in_background(trash::Tidy {
+                cgroups,
+                ..Default::default()
+            });
             rootfs::unmount(e, &ct.id)?;
             match std::fs::remove_dir_all(&dir) {
                 Ok(()) => {}

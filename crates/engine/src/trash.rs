@@ -41,6 +41,8 @@ pub fn empty_in_background(trash: &Path) {
 /// Work for the background clone, in this order.
 #[derive(Default)]
 pub struct Tidy<'a> {
+    /// Remove these cgroup directories (of a container whose processes are gone or killed).
+    pub cgroups: &'a [std::path::PathBuf],
     /// Empty this trash.
     pub trash: Option<&'a Path>,
     /// The network namespace pool (see `netpool`): release what this container (id) claimed...
@@ -57,10 +59,13 @@ pub fn tidy_in_background(t: Tidy<'_>) {
         netns_refill: t.netns_refill.filter(|_| size > 0),
         ..t
     };
-    if t.trash.is_none() && t.netns_owner.is_none() && t.netns_refill.is_none() {
+    if t.cgroups.is_empty() && t.trash.is_none() && t.netns_owner.is_none() && t.netns_refill.is_none() {
         return;
     }
     if spawn(&t, size).is_err() {
+        for d in t.cgroups {
+            remove_cgroup(d);
+        }
         if let Some(trash) = t.trash {
             empty(trash);
         }
@@ -85,6 +90,7 @@ pub fn empty(trash: &Path) {
 
 /// What the clone is handed: paths that nothing frees.
 struct Task {
+    cgroups: Vec<CString>,
     trash: Option<CString>,
     netns_owner: Option<(CString, CString)>,
     netns_refill: Option<CString>,
@@ -94,6 +100,7 @@ struct Task {
 fn spawn(t: &Tidy<'_>, pool_size: u32) -> std::io::Result<()> {
     let c = |p: &Path| CString::new(p.as_os_str().as_bytes());
     let task = Box::new(Task {
+        cgroups: t.cgroups.iter().map(|p| c(p)).collect::<Result<_, _>>()?,
         trash: t.trash.map(c).transpose()?,
         netns_owner: match t.netns_owner {
             Some((pool, id)) => Some((c(pool)?, CString::new(crate::netpool::owner(id))?)),
@@ -188,6 +195,9 @@ extern "C" fn background(arg: *mut c_void) -> c_int {
         libc::sigprocmask(libc::SIG_SETMASK, all.as_ptr(), std::ptr::null_mut());
     }
     let _ = rustix::process::setpgid(None, None);
+    for d in &task.cgroups {
+        remove_cgroup_raw(d);
+    }
     if let Some(t) = &task.trash {
         empty_raw(t);
     }
@@ -198,6 +208,61 @@ extern "C" fn background(arg: *mut c_void) -> c_int {
         crate::netpool::refill_raw(p, task.pool_size);
     }
     0
+}
+
+/// How long a cgroup directory is retried while it is busy: a killed process may still be exiting.
+const CGROUP_RETRY_MS: u32 = 5000;
+
+/// Remove a cgroup directory, and the cgroups made below it, without allocating. Only
+/// directories are removed (cgroupfs has no files to delete); a busy one is retried for a while.
+fn remove_cgroup_raw(dir: &CStr) {
+    for _ in 0..CGROUP_RETRY_MS {
+        if rmdir_cgroup_once(dir, 0) {
+            return;
+        }
+        let _ = rustix::thread::nanosleep(&rustix::time::Timespec {
+            tv_sec: 0,
+            tv_nsec: 1_000_000,
+        });
+    }
+}
+
+/// One attempt at `dir`: its child cgroups first when it has some. True when it is gone, or
+/// cannot be removed at all (not busy, just refused).
+fn rmdir_cgroup_once(dir: &CStr, depth: u32) -> bool {
+    match rustix::fs::unlinkat(rustix::fs::CWD, dir, AtFlags::REMOVEDIR) {
+        Ok(()) | Err(Errno::NOENT) => return true,
+        Err(Errno::BUSY) => {}
+        Err(_) => return true,
+    }
+    if depth >= MAX_DEPTH {
+        return false;
+    }
+    let Ok(fd) = rustix::fs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) else {
+        return false;
+    };
+    let mut buf = [MaybeUninit::<u8>::uninit(); DIR_BUF];
+    let mut path = [0u8; PATH_MAX];
+    let mut entries = RawDir::new(fd.as_fd(), &mut buf);
+    while let Some(Ok(e)) = entries.next() {
+        if e.file_type() != rustix::fs::FileType::Directory || is_dot(e.file_name()) {
+            continue;
+        }
+        if let Some(child) = join(&mut path, &[dir.to_bytes(), b"/", e.file_name().to_bytes()]) {
+            rmdir_cgroup_once(child, depth + 1);
+        }
+    }
+    matches!(
+        rustix::fs::unlinkat(rustix::fs::CWD, dir, AtFlags::REMOVEDIR),
+        Ok(()) | Err(Errno::NOENT)
+    )
+}
+
+/// [`remove_cgroup_raw`] for the caller itself, when no clone could be made.
+fn remove_cgroup(dir: &Path) {
+    if let Ok(c) = CString::new(dir.as_os_str().as_bytes()) {
+        remove_cgroup_raw(&c);
+    }
 }
 
 /// [`empty`] without allocating.
@@ -372,6 +437,31 @@ mod tests {
         nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
         spawn(&t, 0).unwrap();
         assert!(!live(pid), "the reaped clone's stack and task are freed");
+    }
+
+    #[test]
+    fn a_cgroup_and_the_cgroups_below_it_are_removed() {
+        // Below our own cgroup: the pids hierarchy on v1, the unified one on v2.
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        let base = own
+            .lines()
+            .find_map(|l| {
+                let mut f = l.splitn(3, ':');
+                let (_, ctrl, path) = (f.next()?, f.next()?, f.next()?);
+                let rel = path.trim_start_matches('/');
+                match ctrl {
+                    "pids" if !v2 => Some(Path::new("/sys/fs/cgroup/pids").join(rel)),
+                    "" if v2 => Some(Path::new("/sys/fs/cgroup").join(rel)),
+                    _ => None,
+                }
+            })
+            .unwrap();
+        let top = base.join(format!("lbox-trash-test-{}", std::process::id()));
+        std::fs::create_dir_all(top.join("a/b")).unwrap();
+        std::fs::create_dir_all(top.join("c")).unwrap();
+        remove_cgroup(&top);
+        assert!(!top.exists(), "{} removed", top.display());
     }
 
     #[test]

@@ -193,6 +193,10 @@ impl Engine {
             "mounts left under {}",
             self.root().display()
         );
+        // A `--rm` container's cgroups go in the background too.
+        while !self.leftover_cgroups().is_empty() && std::time::Instant::now() < end {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let left = self.leftover_cgroups();
         assert!(left.is_empty(), "cgroups left: {left:?}");
         // A removed container's pooled network namespace goes with its files, in the background.
