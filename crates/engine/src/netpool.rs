@@ -15,11 +15,10 @@
 //! namespace joined from another container.
 
 use std::ffi::CStr;
-use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags, RawDir};
+use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::paths::Paths;
@@ -98,24 +97,16 @@ pub(crate) fn release_for_raw(pool: &CStr, owner: &CStr) {
     let Some(taken) = crate::trash::join(&mut rel, &[pool.to_bytes(), b"/taken"]) else {
         return;
     };
-    let Ok(fd) = rustix::fs::open(
-        taken,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) else {
+    let Some(fd) = crate::trash::open_dir_raw(rustix::fs::CWD, taken) else {
         return;
     };
-    let mut buf = [MaybeUninit::<u8>::uninit(); 1024];
-    let mut entries = RawDir::new(fd.as_fd(), &mut buf);
-    while let Some(Ok(e)) = entries.next() {
-        let name = e.file_name().to_bytes();
-        if name.len() > owner.to_bytes().len()
-            && name.starts_with(owner.to_bytes())
-            && name[owner.to_bytes().len()] == b'-'
-        {
-            remove_entry_raw(pool, c"taken", fd.as_fd(), e.file_name());
+    let owner = owner.to_bytes();
+    crate::trash::each_entry_raw(fd.as_fd(), |name, _| {
+        let n = name.to_bytes();
+        if n.len() > owner.len() && n.starts_with(owner) && n[owner.len()] == b'-' {
+            remove_entry_raw(pool, c"taken", fd.as_fd(), name);
         }
-    }
+    });
 }
 
 impl Drop for Claimed {
@@ -275,21 +266,9 @@ fn entry_name(buf: &mut [u8; 32], pid: u32, i: u32) -> Option<&CStr> {
 }
 
 fn count(dir: BorrowedFd<'_>, sub: &CStr) -> u32 {
-    let Ok(fd) = rustix::fs::openat(
-        dir,
-        sub,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) else {
-        return 0;
-    };
-    let mut buf = [MaybeUninit::<u8>::uninit(); 1024];
-    let mut entries = RawDir::new(fd.as_fd(), &mut buf);
     let mut n = 0;
-    while let Some(Ok(e)) = entries.next() {
-        if !matches!(e.file_name().to_bytes(), b"." | b"..") {
-            n += 1;
-        }
+    if let Some(fd) = crate::trash::open_dir_raw(dir, sub) {
+        crate::trash::each_entry_raw(fd.as_fd(), |_, _| n += 1);
     }
     n
 }
@@ -357,27 +336,16 @@ fn loopback_up() -> Option<()> {
 fn reap_stale_raw(pool: &CStr, dir: BorrowedFd<'_>) {
     let now = rustix::time::clock_gettime(rustix::time::ClockId::Realtime).tv_sec;
     for sub in [c"taken", c"new"] {
-        let Ok(fd) = rustix::fs::openat(
-            dir,
-            sub,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) else {
+        let Some(fd) = crate::trash::open_dir_raw(dir, sub) else {
             continue;
         };
-        let mut buf = [MaybeUninit::<u8>::uninit(); 1024];
-        let mut entries = RawDir::new(fd.as_fd(), &mut buf);
-        while let Some(Ok(e)) = entries.next() {
-            let name = e.file_name();
-            if matches!(name.to_bytes(), b"." | b"..") {
-                continue;
-            }
+        crate::trash::each_entry_raw(fd.as_fd(), |name, _| {
             let old = rustix::fs::statat(fd.as_fd(), name, AtFlags::SYMLINK_NOFOLLOW)
                 .is_ok_and(|st| now - st.st_ctime > STALE_SECS);
             if old {
                 remove_entry_raw(pool, sub, fd.as_fd(), name);
             }
-        }
+        });
     }
 }
 

@@ -238,20 +238,18 @@ fn rmdir_cgroup_once(dir: &CStr, depth: u32) -> bool {
     if depth >= MAX_DEPTH {
         return false;
     }
-    let Ok(fd) = rustix::fs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) else {
+    let Some(fd) = open_dir_raw(rustix::fs::CWD, dir) else {
         return false;
     };
-    let mut buf = [MaybeUninit::<u8>::uninit(); DIR_BUF];
     let mut path = [0u8; PATH_MAX];
-    let mut entries = RawDir::new(fd.as_fd(), &mut buf);
-    while let Some(Ok(e)) = entries.next() {
-        if e.file_type() != rustix::fs::FileType::Directory || is_dot(e.file_name()) {
-            continue;
+    each_entry_raw(fd.as_fd(), |name, kind| {
+        if kind != rustix::fs::FileType::Directory {
+            return;
         }
-        if let Some(child) = join(&mut path, &[dir.to_bytes(), b"/", e.file_name().to_bytes()]) {
+        if let Some(child) = join(&mut path, &[dir.to_bytes(), b"/", name.to_bytes()]) {
             rmdir_cgroup_once(child, depth + 1);
         }
-    }
+    });
     matches!(
         rustix::fs::unlinkat(rustix::fs::CWD, dir, AtFlags::REMOVEDIR),
         Ok(()) | Err(Errno::NOENT)
@@ -267,28 +265,18 @@ fn remove_cgroup(dir: &Path) {
 
 /// [`empty`] without allocating.
 fn empty_raw(trash: &CStr) {
-    let Ok(dir) = rustix::fs::open(
-        trash,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) else {
+    let Some(dir) = open_dir_raw(rustix::fs::CWD, trash) else {
         return;
     };
-    let mut buf = [MaybeUninit::<u8>::uninit(); DIR_BUF];
     let mut path = [0u8; PATH_MAX];
-    let mut entries = RawDir::new(dir.as_fd(), &mut buf);
-    while let Some(Ok(entry)) = entries.next() {
-        let name = entry.file_name();
-        if is_dot(name) {
-            continue;
-        }
+    each_entry_raw(dir.as_fd(), |name, _| {
         let Some(rootfs) = join(&mut path, &[trash.to_bytes(), b"/", name.to_bytes(), b"/rootfs"]) else {
-            continue;
+            return;
         };
         if unmount_raw(rootfs) {
             let _ = remove_tree(dir.as_fd(), name, 0);
         }
-    }
+    });
 }
 
 /// Unmount everything at `path`; false if something stays mounted there.
@@ -317,15 +305,13 @@ fn remove_tree(parent: BorrowedFd<'_>, name: &CStr, depth: u32) -> bool {
     let Ok(fd) = rustix::fs::openat(parent, name, flags, Mode::empty()) else {
         return false;
     };
-    let mut buf = [MaybeUninit::<u8>::uninit(); DIR_BUF];
     loop {
         let mut all_gone = true;
-        let mut entries = RawDir::new(fd.as_fd(), &mut buf);
-        while let Some(Ok(entry)) = entries.next() {
-            if !is_dot(entry.file_name()) && !remove_tree(fd.as_fd(), entry.file_name(), depth + 1) {
+        each_entry_raw(fd.as_fd(), |name, _| {
+            if !remove_tree(fd.as_fd(), name, depth + 1) {
                 all_gone = false;
             }
-        }
+        });
         match rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR) {
             Ok(()) | Err(Errno::NOENT) => return true,
             // Entries deleted during a read may have hidden others from it: read again, but
@@ -339,6 +325,28 @@ fn remove_tree(parent: BorrowedFd<'_>, name: &CStr, depth: u32) -> bool {
 
 fn is_dot(name: &CStr) -> bool {
     matches!(name.to_bytes(), b"." | b"..")
+}
+
+/// Open directory `path` (relative to `at`, or absolute) to read its entries.
+pub(crate) fn open_dir_raw(at: BorrowedFd<'_>, path: &CStr) -> Option<rustix::fd::OwnedFd> {
+    rustix::fs::openat(
+        at,
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()
+}
+
+/// Call `f` with the name and type of each entry of `dir` but . and .., without allocating.
+pub(crate) fn each_entry_raw(dir: BorrowedFd<'_>, mut f: impl FnMut(&CStr, rustix::fs::FileType)) {
+    let mut buf = [MaybeUninit::<u8>::uninit(); DIR_BUF];
+    let mut entries = RawDir::new(dir, &mut buf);
+    while let Some(Ok(e)) = entries.next() {
+        if !is_dot(e.file_name()) {
+            f(e.file_name(), e.file_type());
+        }
+    }
 }
 
 /// `parts` joined into `buf` as a NUL-terminated string; None if it does not fit or holds a NUL.
