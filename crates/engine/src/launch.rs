@@ -334,26 +334,26 @@ pub fn release(e: &Engine, ct: &Container) -> Result<()> {
     release_with(e, ct, false).map(|_| ())
 }
 
-/// As [`release`], but its cgroup directories are left to the caller, who removes them in the
-/// background with its files (a `--rm` container's removal); their paths are returned.
-pub fn release_leaving_cgroups(e: &Engine, ct: &Container) -> Result<Vec<PathBuf>> {
+/// As [`release`], but its cgroup directories and runtime state are left to the caller, who
+/// removes them in the background with its files (a `--rm` container's removal).
+pub fn release_later(e: &Engine, ct: &Container) -> Result<Option<runtime::container::Leftovers>> {
     release_with(e, ct, true)
 }
 
-fn release_with(e: &Engine, ct: &Container, leave_cgroups: bool) -> Result<Vec<PathBuf>> {
+fn release_with(e: &Engine, ct: &Container, later: bool) -> Result<Option<runtime::container::Leftovers>> {
     crate::netconnect::detach(e, ct)?;
     // A `--rm` container's goes in the background, with its files (remove::discard).
     if !ct.config.auto_remove && crate::netpool::wanted(&ct.config) {
         crate::netpool::release_for(&crate::netpool::dir(&e.paths), &ct.id);
     }
     if let Some(rt) = &ct.config.runtime {
-        return crate::external::delete(e, ct, rt).map(|()| Vec::new());
+        return crate::external::delete(e, ct, rt).map(|()| None);
     }
     let store = e.runtime_store();
     match store.load(&ct.id) {
-        Ok(rec) if leave_cgroups => Ok(runtime::container::destroy_leaving_cgroup(&store, &rec)?),
-        Ok(rec) => Ok(runtime::container::destroy(&store, &rec).map(|()| Vec::new())?),
-        Err(runtime::Error::NotFound(_)) => Ok(Vec::new()),
+        Ok(rec) if later => Ok(runtime::container::destroy_later(&store, &rec)?),
+        Ok(rec) => Ok(runtime::container::destroy(&store, &rec).map(|()| None)?),
+        Err(runtime::Error::NotFound(_)) => Ok(None),
         Err(err) => Err(err.into()),
     }
 }

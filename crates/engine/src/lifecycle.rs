@@ -60,9 +60,9 @@ pub fn start_failed(e: &Engine, ct: &Container, err: &Error, auto_remove: bool) 
 /// The container's process is gone: unmount, record the exit, and remove it with --rm.
 pub fn finish(e: &Engine, ct: &Container, code: i32, error: &str, auto_remove: bool) -> Result<()> {
     if auto_remove && ct.config.auto_remove {
-        // Its cgroup directories go in the background, with its files.
-        let cgroups = launch::release_leaving_cgroups(e, ct).unwrap_or_default();
-        return remove::discard_leaving(e, ct, true, &cgroups);
+        // Its cgroup directories and runtime state go in the background, with its files.
+        let left = launch::release_later(e, ct).unwrap_or_default();
+        return remove::discard_leaving(e, ct, true, left.as_ref());
     }
     let _ = launch::release(e, ct);
     rootfs::unmount(e, &ct.id)?;

@@ -86,12 +86,20 @@ pub fn purge(e: &Engine, ct: &Container, with_volumes: bool) -> Result<()> {
 /// state is already gone. Its root filesystem may still be mounted: the unmount goes to the
 /// background with the files (see `trash`).
 pub fn discard(e: &Engine, ct: &Container, with_volumes: bool) -> Result<()> {
-    discard_leaving(e, ct, with_volumes, &[])
+    discard_leaving(e, ct, with_volumes, None)
 }
 
-/// As [`discard`]; `cgroups` (left by `launch::release_leaving_cgroups`) are removed in the
-/// background too.
-pub fn discard_leaving(e: &Engine, ct: &Container, with_volumes: bool, cgroups: &[std::path::PathBuf]) -> Result<()> {
+/// As [`discard`]; what `launch::release_later` left is removed in the background too.
+pub fn discard_leaving(
+    e: &Engine,
+    ct: &Container,
+    with_volumes: bool,
+    left: Option<&runtime::container::Leftovers>,
+) -> Result<()> {
+    let (cgroups, state) = match left {
+        Some(l) => (l.cgroups.as_slice(), Some(l.state.as_path())),
+        None => (&[][..], None),
+    };
     let dir = e.paths.container(&ct.id);
     // Moved aside in one rename (allowed with the rootfs mounted inside), deleted in the
     // background: file deletion is the slowest part of removing a container, and nothing waits
@@ -104,6 +112,7 @@ pub fn discard_leaving(e: &Engine, ct: &Container, with_volumes: bool, cgroups: 
             let pool = crate::netpool::wanted(&ct.config).then(|| crate::netpool::dir(&e.paths));
             trash::tidy_in_background(trash::Tidy {
                 cgroups,
+                runtime_state: state,
                 trash: Some(&trash),
                 netns_owner: pool.as_deref().map(|p| (p, ct.id.as_str())),
                 netns_refill: pool.as_deref(),
@@ -111,11 +120,13 @@ pub fn discard_leaving(e: &Engine, ct: &Container, with_volumes: bool, cgroups: 
         }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => trash::tidy_in_background(trash::Tidy {
             cgroups,
+            runtime_state: state,
             ..Default::default()
         }),
         Err(_) => {
             trash::tidy_in_background(trash::Tidy {
                 cgroups,
+                runtime_state: state,
                 ..Default::default()
             });
             rootfs::unmount(e, &ct.id)?;

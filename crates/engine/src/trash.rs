@@ -41,8 +41,10 @@ pub fn empty_in_background(trash: &Path) {
 /// Work for the background clone, in this order.
 #[derive(Default)]
 pub struct Tidy<'a> {
-    /// Remove these cgroup directories (of a container whose processes are gone or killed).
+    /// Remove these cgroup directories (of a container whose processes are gone or killed)...
     pub cgroups: &'a [std::path::PathBuf],
+    /// ... then this runtime state directory (last: what is left of it tells prune the rest).
+    pub runtime_state: Option<&'a Path>,
     /// Empty this trash.
     pub trash: Option<&'a Path>,
     /// The network namespace pool (see `netpool`): release what this container (id) claimed...
@@ -59,12 +61,20 @@ pub fn tidy_in_background(t: Tidy<'_>) {
         netns_refill: t.netns_refill.filter(|_| size > 0),
         ..t
     };
-    if t.cgroups.is_empty() && t.trash.is_none() && t.netns_owner.is_none() && t.netns_refill.is_none() {
+    if t.cgroups.is_empty()
+        && t.runtime_state.is_none()
+        && t.trash.is_none()
+        && t.netns_owner.is_none()
+        && t.netns_refill.is_none()
+    {
         return;
     }
     if spawn(&t, size).is_err() {
         for d in t.cgroups {
             remove_cgroup(d);
+        }
+        if let Some(s) = t.runtime_state {
+            let _ = std::fs::remove_dir_all(s);
         }
         if let Some(trash) = t.trash {
             empty(trash);
@@ -91,6 +101,8 @@ pub fn empty(trash: &Path) {
 /// What the clone is handed: paths that nothing frees.
 struct Task {
     cgroups: Vec<CString>,
+    /// The runtime state directory: its parent, and its name there.
+    runtime_state: Option<(CString, CString)>,
     trash: Option<CString>,
     netns_owner: Option<(CString, CString)>,
     netns_refill: Option<CString>,
@@ -101,6 +113,10 @@ fn spawn(t: &Tidy<'_>, pool_size: u32) -> std::io::Result<()> {
     let c = |p: &Path| CString::new(p.as_os_str().as_bytes());
     let task = Box::new(Task {
         cgroups: t.cgroups.iter().map(|p| c(p)).collect::<Result<_, _>>()?,
+        runtime_state: match t.runtime_state.and_then(|s| Some((s.parent()?, s.file_name()?))) {
+            Some((parent, name)) => Some((c(parent)?, CString::new(name.as_bytes())?)),
+            None => None,
+        },
         trash: t.trash.map(c).transpose()?,
         netns_owner: match t.netns_owner {
             Some((pool, id)) => Some((c(pool)?, CString::new(crate::netpool::owner(id))?)),
@@ -197,6 +213,11 @@ extern "C" fn background(arg: *mut c_void) -> c_int {
     let _ = rustix::process::setpgid(None, None);
     for d in &task.cgroups {
         remove_cgroup_raw(d);
+    }
+    if let Some((parent, name)) = &task.runtime_state {
+        if let Some(dir) = open_dir_raw(rustix::fs::CWD, parent) {
+            let _ = remove_tree(dir.as_fd(), name, 0);
+        }
     }
     if let Some(t) = &task.trash {
         empty_raw(t);

@@ -597,25 +597,39 @@ pub fn destroy(store: &Store, rec: &Record) -> Result<()> {
     finish_destroy(store, rec)
 }
 
-/// As [`destroy`], but the container's cgroup directories are left for the caller to remove
-/// (the engine does that in the background: ~0.5 ms of a `run --rm` on cgroup v1's many
-/// hierarchies). What is left in them is killed here; their paths are returned. A cgroup whose
-/// parent the runtime made is removed here, parent and all.
-pub fn destroy_leaving_cgroup(store: &Store, rec: &Record) -> Result<Vec<PathBuf>> {
+/// What [`destroy_later`] leaves to its caller, to remove in this order: a command killed in
+/// between leaves the state, which `destroy` (or the engine's prune) then finishes from.
+pub struct Leftovers {
+    pub cgroups: Vec<PathBuf>,
+    pub state: PathBuf,
+}
+
+/// As [`destroy`], but the container's cgroup directories and its state are left for the caller
+/// to remove (the engine does that in the background: ~0.5 ms of a `run --rm` on cgroup v1's
+/// many hierarchies). What is left in the cgroup is killed here. A cgroup whose parent the
+/// runtime made is removed here, with the state, as `destroy` does: then None.
+pub fn destroy_later(store: &Store, rec: &Record) -> Result<Option<Leftovers>> {
     if rec.cgroup.owns_parent {
         destroy(store, rec)?;
-        return Ok(Vec::new());
+        return Ok(None);
     }
     for pid in rec.cgroup.pids() {
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
-    let dirs = rec.cgroup.dirs().into_iter().map(Path::to_path_buf).collect();
-    finish_destroy(store, rec)?;
-    Ok(dirs)
+    poststop(rec);
+    Ok(Some(Leftovers {
+        cgroups: rec.cgroup.dirs().into_iter().map(Path::to_path_buf).collect(),
+        state: store.dir(&rec.id),
+    }))
 }
 
 fn finish_destroy(store: &Store, rec: &Record) -> Result<()> {
     store.remove(&rec.id)?;
+    poststop(rec);
+    Ok(())
+}
+
+fn poststop(rec: &Record) {
     let hooks = rec
         .hooks
         .as_ref()
@@ -627,7 +641,6 @@ fn finish_destroy(store: &Store, rec: &Record) -> Result<()> {
             eprintln!("lbox-runc: warning: {e}");
         }
     }
-    Ok(())
 }
 
 pub fn pause(store: &Store, id: &str) -> Result<()> {

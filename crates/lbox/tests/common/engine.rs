@@ -199,6 +199,22 @@ impl Engine {
         }
         let left = self.leftover_cgroups();
         assert!(left.is_empty(), "cgroups left: {left:?}");
+        // ... and their runtime state (caches are named with an '@').
+        let runtime = self.path("run/runtime");
+        let states = || -> Vec<String> {
+            std::fs::read_dir(&runtime)
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .filter(|n| !n.contains('@'))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        while !states().is_empty() && std::time::Instant::now() < end {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(states().is_empty(), "runtime state left: {:?}", states());
         // A removed container's pooled network namespace goes with its files, in the background.
         let taken = self.path("run/netns-pool/taken");
         let claimed = || std::fs::read_dir(&taken).map(|d| d.count()).unwrap_or(0);
