@@ -26,7 +26,7 @@ pub struct Launched {
 pub struct Bundle {
     pub dir: PathBuf,
     pub spec: oci_spec::runtime::Spec,
-    /// The pooled network namespace the spec joins, held until the init has joined it.
+    /// The pooled network namespace the spec joins: claimed until the container has exited.
     pub netns: Option<crate::netpool::Claimed>,
 }
 
