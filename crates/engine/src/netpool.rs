@@ -165,14 +165,9 @@ fn release(entry: &Path) {
 /// Empty the pool and remove it (`system reset`): waits for a refill under way.
 pub fn drain(paths: &Paths) {
     let pool = dir(paths);
-    let Ok(fd) = rustix::fs::open(
-        &pool,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) else {
+    let Some(_lock) = locked(&pool, FlockOperation::LockExclusive) else {
         return;
     };
-    let _ = rustix::fs::flock(&fd, FlockOperation::LockExclusive);
     for sub in ["ready", "taken", "new"] {
         if let Ok(rd) = std::fs::read_dir(pool.join(sub)) {
             for entry in rd.flatten() {
@@ -187,19 +182,25 @@ pub fn drain(paths: &Paths) {
 /// Delete what died half-way (`system prune`): claimed or half-made entries older than a minute.
 pub fn prune(paths: &Paths) {
     let pool = dir(paths);
-    let Ok(fd) = rustix::fs::open(
-        &pool,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) else {
-        return;
-    };
     let Ok(c) = std::ffi::CString::new(pool.as_os_str().as_encoded_bytes()) else {
         return;
     };
-    if rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive).is_ok() {
+    if let Some(fd) = locked(&pool, FlockOperation::NonBlockingLockExclusive) {
         reap_stale_raw(&c, fd.as_fd());
     }
+}
+
+/// The pool directory, opened and locked with `op` (no allocation: the background clone uses
+/// it too); None if it does not exist or, non-blocking, another process holds it.
+fn locked<P: rustix::path::Arg>(pool: P, op: FlockOperation) -> Option<rustix::fd::OwnedFd> {
+    let fd = rustix::fs::open(
+        pool,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    rustix::fs::flock(&fd, op).ok()?;
+    Some(fd)
 }
 
 /// Top the pool up to its size: the background clone's part (see `trash`), so it makes raw system
@@ -207,16 +208,9 @@ pub fn prune(paths: &Paths) {
 /// directory does not exist (no start asked for it, or `system reset` removed it) and when the
 /// size is 0 (read by the caller, before the clone).
 pub(crate) fn refill_raw(pool: &CStr, size: u32) {
-    let Ok(dir) = rustix::fs::open(
-        pool,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) else {
+    let Some(dir) = locked(pool, FlockOperation::NonBlockingLockExclusive) else {
         return;
     };
-    if rustix::fs::flock(&dir, FlockOperation::NonBlockingLockExclusive).is_err() {
-        return;
-    }
     for sub in [c"ready", c"taken", c"new"] {
         match rustix::fs::mkdirat(&dir, sub, Mode::from_bits_truncate(0o700)) {
             Ok(()) | Err(Errno::EXIST) => {}
