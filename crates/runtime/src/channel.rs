@@ -62,26 +62,30 @@ impl End {
     /// Receive one message; `None` when the peer has closed its end (exited or exec'd).
     pub fn recv<T: for<'de> Deserialize<'de>>(&self) -> Result<Option<T>> {
         let mut resets = 0;
-        // Peek at the message's length first: messages are small, and a 64 KiB buffer for each
-        // one cost the start path ~15 page faults a message, in the runtime and in the init.
-        let len = loop {
-            match rustix::net::recv(self.0.as_fd(), &mut [0u8; 1], PEEK_LEN) {
-                Ok((_, len)) => break len,
+        // A peer that exits with our messages unread leaves ECONNRESET pending. The kernel
+        // reports it once, ahead of what the peer did send (its last words), and it may arrive
+        // between the peek and the read below: read on in either case.
+        let (buf, n) = loop {
+            // Peek at the message's length first: messages are small, and a 64 KiB buffer for
+            // each one cost the start path ~15 page faults a message, in the runtime and in the
+            // init.
+            let len = match rustix::net::recv(self.0.as_fd(), &mut [0u8; 1], PEEK_LEN) {
+                Ok((_, len)) => len,
                 Err(rustix::io::Errno::INTR) => continue,
-                // A peer that exits with our messages unread leaves ECONNRESET pending; it is
-                // reported once, ahead of what the peer did send (its last words): read on.
-                Err(rustix::io::Errno::CONNRESET) if resets < 2 => resets += 1,
+                Err(rustix::io::Errno::CONNRESET) if resets < 2 => {
+                    resets += 1;
+                    continue;
+                }
                 Err(e) => return Err(e).ctx(|| "receive from the container init".into()),
+            };
+            if len == 0 {
+                return Ok(None);
             }
-        };
-        if len == 0 {
-            return Ok(None);
-        }
-        let mut buf = vec![0u8; len];
-        let n = loop {
+            let mut buf = vec![0u8; len];
             match rustix::net::recv(self.0.as_fd(), &mut buf, rustix::net::RecvFlags::empty()) {
-                Ok((n, _)) => break n,
+                Ok((n, _)) => break (buf, n),
                 Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::CONNRESET) if resets < 2 => resets += 1,
                 Err(e) => return Err(e).ctx(|| "receive from the container init".into()),
             }
         };
