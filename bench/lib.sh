@@ -1,8 +1,8 @@
 # Shared by the bench scripts: build lbox if needed and make a busybox bundle that runs /bin/true.
 # Usage: . bench/lib.sh; bench_bundle WORKDIR CGROUP_PARENT   (sets LBOX_RUNC to the runtime's path)
 
-LBOX=${LBOX:-target/release/lbox}
-[ -x "$LBOX" ] || cargo build --release -q
+# The static lbox that scripts/build.sh makes (it rebuilds only what changed), unless LBOX names one.
+LBOX=${LBOX:-$(scripts/build.sh)}
 
 bench_bundle() {
   local work=$1 cgroup=$2

@@ -11,11 +11,12 @@ if ! dpkg -s "${pkgs[@]}" >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${pkgs[@]}"
 fi
-cargo build --release -q
+# One static executable (scripts/build.sh).
+LBOX=$(realpath "$(scripts/build.sh)")
 work=$(mktemp -d /tmp/lbox-demo.XXXXXX)
 cleanup() {
-  target/release/lbox runtime --root "$work/state" delete --force demo >/dev/null 2>&1 || true
-  target/release/lbox --root "$work/lbox" system reset -f >/dev/null 2>&1 || true
+  "$LBOX" runtime --root "$work/state" delete --force demo >/dev/null 2>&1 || true
+  "$LBOX" --root "$work/lbox" system reset -f >/dev/null 2>&1 || true
   [ -n "${regpid:-}" ] && kill "$regpid" 2>/dev/null || true
   rm -rf "$work"
 }
@@ -24,7 +25,7 @@ mkdir -p "$work/bundle/rootfs"/{bin,proc,sys,dev,etc,tmp,root}
 cp /bin/busybox "$work/bundle/rootfs/bin/"
 for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "$work/bundle/rootfs/bin/$a"; done
 echo 'root:x:0:0:root:/root:/bin/sh' >"$work/bundle/rootfs/etc/passwd"
-rt() { target/release/lbox runtime --root "$work/state" "$@"; }
+rt() { "$LBOX" runtime --root "$work/state" "$@"; }
 rt spec --bundle "$work/bundle"
 python3 - "$work/bundle/config.json" <<'PY'
 import json, sys
@@ -49,7 +50,7 @@ rt state demo | grep -E '"(id|status)"'
 rt delete --force demo
 
 echo "== images: import a rootfs tarball, push it to a local registry, pull it back, run it"
-lb() { LBOX_CGROUP_PARENT=lbox-demo target/release/lbox --root "$work/lbox" "$@"; }
+lb() { LBOX_CGROUP_PARENT=lbox-demo "$LBOX" --root "$work/lbox" "$@"; }
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 printf 'version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: 127.0.0.1:%s}\n' \
   "$work/registry" "$port" >"$work/registry.yml"

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Build lbox as one static executable (see scripts/static-env.sh for why) and print its path.
+# Usage: scripts/build.sh [PROFILE]   (default: release)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+profile=${1:-release}
+. scripts/static-env.sh
+cargo build -q --profile "$profile" -p lbox --target "$LBOX_TARGET" >&2
+echo "target/$LBOX_TARGET/$profile/lbox"
