@@ -131,6 +131,7 @@ pub fn launch(e: &Engine, ct: &Container, rt: &Path, bundle: &Path) -> Result<La
         pid_start: runtime::state::proc_stat(pid).map_or(0, |(_, s)| s),
         master,
         ports,
+        namespaces: Vec::new(),
     })
 }
 

@@ -19,6 +19,8 @@ pub struct Launched {
     pub master: Option<OwnedFd>,
     /// The sockets holding its published host ports: dropped when it has exited.
     pub ports: Vec<OwnedFd>,
+    /// A `--rm` container's mount and IPC namespaces, held open (see [`hold_namespaces`]).
+    pub namespaces: Vec<OwnedFd>,
 }
 
 /// A prepared bundle: its directory, and the spec its config.json was written from (handed to
@@ -297,6 +299,11 @@ pub fn launch(e: &Engine, ct: &Container, bundle: Bundle) -> Result<Launched> {
     if let Some(m) = &master {
         runtime::tty::inherit_size(m);
     }
+    let namespaces = if ct.config.auto_remove {
+        hold_namespaces(pid)
+    } else {
+        Vec::new()
+    };
     if let Err(err) = c.start() {
         abort(&store, &c.record);
         let _ = crate::netconnect::detach(e, ct);
@@ -319,7 +326,29 @@ pub fn launch(e: &Engine, ct: &Container, bundle: Bundle) -> Result<Launched> {
         pid_start: c.record.pid_start,
         master,
         ports,
+        namespaces,
     })
+}
+
+/// The mount and IPC namespaces of the container's init (`pid`, not started yet), held open.
+/// The last process of a namespace to exit tears it down in its exit: for the mount namespace,
+/// one unmount per mount (~45 here) and the overlay; measured ~0.4 ms between the container's
+/// exit and its reaping, which a foreground `run --rm` waits through. Held, they go when the
+/// last descriptor is closed, which a `--rm` container's owner leaves to its background clone
+/// (`trash::Tidy::namespaces`). Best effort: a namespace that cannot be opened is not held.
+fn hold_namespaces(pid: i32) -> Vec<OwnedFd> {
+    ["mnt", "ipc"]
+        .iter()
+        .filter_map(|ns| {
+            let path = format!("/proc/{pid}/ns/{ns}");
+            rustix::fs::open(
+                path.as_str(),
+                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .ok()
+        })
+        .collect()
 }
 
 /// Undo a half-started container: kill and reap its init, free its cgroup and runtime state.

@@ -59,11 +59,25 @@ pub fn start_failed(e: &Engine, ct: &Container, err: &Error, auto_remove: bool) 
 
 /// The container's process is gone: unmount, record the exit, and remove it with --rm.
 pub fn finish(e: &Engine, ct: &Container, code: i32, error: &str, auto_remove: bool) -> Result<()> {
+    finish_holding(e, ct, code, error, auto_remove, Vec::new())
+}
+
+/// As [`finish`], with the namespaces `launch` held for a `--rm` container: they are let go in
+/// the background, with its files.
+fn finish_holding(
+    e: &Engine,
+    ct: &Container,
+    code: i32,
+    error: &str,
+    auto_remove: bool,
+    namespaces: Vec<std::os::fd::OwnedFd>,
+) -> Result<()> {
     if auto_remove && ct.config.auto_remove {
         // Its cgroup directories and runtime state go in the background, with its files.
         let left = launch::release_later(e, ct).unwrap_or_default();
-        return remove::discard_leaving(e, ct, true, left.as_ref());
+        return remove::discard_leaving(e, ct, true, left.as_ref(), namespaces);
     }
+    drop(namespaces);
     let _ = launch::release(e, ct);
     rootfs::unmount(e, &ct.id)?;
     db::set_exited(e.db(), &ct.id, code, crate::time::now_ns(), error)
@@ -108,21 +122,24 @@ pub fn run_logged(e: &Engine, ct: &Container, echo: bool) -> Result<i32> {
     runtime::container::forwarded_signals()
         .thread_block()
         .ctx(|| "block signals".into())?;
-    let result = attached(e, ct, echo);
+    let mut held = Vec::new();
+    let result = attached(e, ct, echo, &mut held);
     match &result {
-        Ok(code) => finish(e, ct, *code, "", true)?,
+        Ok(code) => finish_holding(e, ct, *code, "", true, held)?,
         Err(err) => start_failed(e, ct, err, true)?,
     }
     result
 }
 
-fn attached(e: &Engine, ct: &Container, echo: bool) -> Result<i32> {
+/// `held` gets the namespaces `launch` held open (see `launch::Launched::namespaces`).
+fn attached(e: &Engine, ct: &Container, echo: bool, held: &mut Vec<std::os::fd::OwnedFd>) -> Result<i32> {
     let c = &ct.config;
     let bundle = launch::prepare(e, ct)?;
     let null = launch::dev_null()?;
     let stdin = if c.open_stdin { None } else { Some(null.as_raw_fd()) };
     if c.tty {
-        let l = launch::start_recorded(e, ct, bundle, [stdin, None, None])?;
+        let mut l = launch::start_recorded(e, ct, bundle, [stdin, None, None])?;
+        *held = std::mem::take(&mut l.namespaces);
         let master = l
             .master
             .ok_or_else(|| Error::Invalid("the container sent no terminal".into()))?;
@@ -137,7 +154,8 @@ fn attached(e: &Engine, ct: &Container, echo: bool) -> Result<i32> {
     }
     if c.auto_remove {
         // Nothing to keep a log for: the container's output goes straight to ours.
-        let l = launch::start_recorded(e, ct, bundle, [stdin, None, None])?;
+        let mut l = launch::start_recorded(e, ct, bundle, [stdin, None, None])?;
+        *held = std::mem::take(&mut l.namespaces);
         return supervise::run(
             l.pid,
             supervise::Outputs {

@@ -86,15 +86,17 @@ pub fn purge(e: &Engine, ct: &Container, with_volumes: bool) -> Result<()> {
 /// state is already gone. Its root filesystem may still be mounted: the unmount goes to the
 /// background with the files (see `trash`).
 pub fn discard(e: &Engine, ct: &Container, with_volumes: bool) -> Result<()> {
-    discard_leaving(e, ct, with_volumes, None)
+    discard_leaving(e, ct, with_volumes, None, Vec::new())
 }
 
-/// As [`discard`]; what `launch::release_later` left is removed in the background too.
+/// As [`discard`]; what `launch::release_later` left is removed in the background too, and the
+/// container's namespaces `launch` held are let go there.
 pub fn discard_leaving(
     e: &Engine,
     ct: &Container,
     with_volumes: bool,
     left: Option<&runtime::container::Leftovers>,
+    namespaces: Vec<std::os::fd::OwnedFd>,
 ) -> Result<()> {
     let (cgroups, state) = match left {
         Some(l) => (l.cgroups.as_slice(), Some(l.state.as_path())),
@@ -113,6 +115,7 @@ pub fn discard_leaving(
             trash::tidy_in_background(trash::Tidy {
                 cgroups,
                 runtime_state: state,
+                namespaces: &namespaces,
                 trash: Some(&trash),
                 netns_owner: pool.as_deref().map(|p| (p, ct.id.as_str())),
                 netns_refill: pool.as_deref(),
@@ -121,12 +124,14 @@ pub fn discard_leaving(
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => trash::tidy_in_background(trash::Tidy {
             cgroups,
             runtime_state: state,
+            namespaces: &namespaces,
             ..Default::default()
         }),
         Err(_) => {
             trash::tidy_in_background(trash::Tidy {
                 cgroups,
                 runtime_state: state,
+                namespaces: &namespaces,
                 ..Default::default()
             });
             rootfs::unmount(e, &ct.id)?;
@@ -137,6 +142,8 @@ pub fn discard_leaving(
             }
         }
     }
+    // Our copies: the clone's are the last ones (see `trash::Tidy::namespaces`).
+    drop(namespaces);
     db::delete(e.db(), &ct.id)?;
     crate::owner::remove(&e.paths.owner_lock(&ct.id));
     if with_volumes {

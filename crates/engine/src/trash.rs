@@ -13,7 +13,7 @@
 
 use std::ffi::{c_int, c_void, CStr, CString};
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -45,6 +45,11 @@ pub struct Tidy<'a> {
     pub cgroups: &'a [std::path::PathBuf],
     /// ... then this runtime state directory (last: what is left of it tells prune the rest).
     pub runtime_state: Option<&'a Path>,
+    /// Close these (a `--rm` container's namespaces, see `launch::Launched::namespaces`), so
+    /// that their teardown runs here. The clone gets copies; the caller closes its own right
+    /// after the spawn, before the clone is done with the cgroups and the state. Were the
+    /// caller's the last, the teardown would only run in the caller, as it would have anyway.
+    pub namespaces: &'a [std::os::fd::OwnedFd],
     /// Empty this trash.
     pub trash: Option<&'a Path>,
     /// The network namespace pool (see `netpool`): release what this container (id) claimed...
@@ -62,6 +67,7 @@ pub fn tidy_in_background(t: Tidy<'_>) {
         ..t
     };
     if t.cgroups.is_empty()
+        && t.namespaces.is_empty()
         && t.runtime_state.is_none()
         && t.trash.is_none()
         && t.netns_owner.is_none()
@@ -103,6 +109,8 @@ struct Task {
     cgroups: Vec<CString>,
     /// The runtime state directory: its parent, and its name there.
     runtime_state: Option<(CString, CString)>,
+    /// Descriptors the clone keeps open until the state is gone (sorted).
+    namespaces: Vec<c_int>,
     trash: Option<CString>,
     netns_owner: Option<(CString, CString)>,
     netns_refill: Option<CString>,
@@ -116,6 +124,11 @@ fn spawn(t: &Tidy<'_>, pool_size: u32) -> std::io::Result<()> {
         runtime_state: match t.runtime_state.and_then(|s| Some((s.parent()?, s.file_name()?))) {
             Some((parent, name)) => Some((c(parent)?, CString::new(name.as_bytes())?)),
             None => None,
+        },
+        namespaces: {
+            let mut fds: Vec<c_int> = t.namespaces.iter().map(|f| f.as_raw_fd()).collect();
+            fds.sort_unstable();
+            fds
         },
         trash: t.trash.map(c).transpose()?,
         netns_owner: match t.netns_owner {
@@ -205,7 +218,7 @@ extern "C" fn background(arg: *mut c_void) -> c_int {
     // ^C meant for the caller's process group does not stop the deletion half-way.
     // Safety: raw system calls with valid arguments (glibc's wrappers touch errno only on failure).
     unsafe {
-        libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
+        close_all_but(&task.namespaces);
         let mut all = MaybeUninit::<libc::sigset_t>::uninit();
         libc::sigfillset(all.as_mut_ptr());
         libc::sigprocmask(libc::SIG_SETMASK, all.as_ptr(), std::ptr::null_mut());
@@ -219,6 +232,10 @@ extern "C" fn background(arg: *mut c_void) -> c_int {
             let _ = remove_tree(dir.as_fd(), name, 0);
         }
     }
+    for &fd in &task.namespaces {
+        // Safety: a raw close of a descriptor of this clone's own table.
+        unsafe { libc::close(fd) };
+    }
     if let Some(t) = &task.trash {
         empty_raw(t);
     }
@@ -229,6 +246,22 @@ extern "C" fn background(arg: *mut c_void) -> c_int {
         crate::netpool::refill_raw(p, task.pool_size);
     }
     0
+}
+
+/// Close every descriptor of this clone's own table but `keep` (sorted), with raw system calls.
+///
+/// # Safety
+/// Only in the clone: it closes descriptors that Rust objects of the caller's own.
+unsafe fn close_all_but(keep: &[c_int]) {
+    let mut from = 0u32;
+    for &fd in keep {
+        let Ok(fd) = u32::try_from(fd) else { continue };
+        if fd > from {
+            libc::syscall(libc::SYS_close_range, from, fd - 1, 0u32);
+        }
+        from = fd + 1;
+    }
+    libc::syscall(libc::SYS_close_range, from, u32::MAX, 0u32);
 }
 
 /// How long a cgroup directory is retried while it is busy: a killed process may still be exiting.

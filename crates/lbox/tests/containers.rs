@@ -119,6 +119,64 @@ fn rm_waits_for_the_owner_of_a_container_being_started() {
     e.assert_clean();
 }
 
+/// What refers to the namespace `link` (as readlink shows it, "mnt:[N]"): processes in it and
+/// open descriptors of it, as "PID:ns" or "PID:fd".
+fn holders_of(link: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let name = p.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        for ns in ["mnt", "ipc"] {
+            if std::fs::read_link(p.path().join("ns").join(ns)).is_ok_and(|l| l.to_string_lossy() == link) {
+                out.push(format!("{name}:ns"));
+            }
+        }
+        for fd in std::fs::read_dir(p.path().join("fd")).into_iter().flatten().flatten() {
+            if std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy() == link) {
+                out.push(format!("{name}:fd"));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_removed_containers_namespaces_are_held_by_its_owner_then_let_go() {
+    use std::io::BufRead;
+    let e = Engine::new();
+    let mut run = e
+        .cmd(&[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "readlink /proc/self/ns/mnt; readlink /proc/self/ns/ipc; exec sleep 30",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    let mut lines = std::io::BufReader::new(run.stdout.take().expect("stdout")).lines();
+    let mnt = lines.next().expect("mnt line").expect("read");
+    let ipc = lines.next().expect("ipc line").expect("read");
+    assert!(mnt.starts_with("mnt:[") && ipc.starts_with("ipc:["), "{mnt} {ipc}");
+    // The foreground `run` holds both open while the container runs (its exit then skips their
+    // teardown, which the background remover does).
+    let owner = format!("{}:fd", run.id());
+    assert!(holders_of(&mnt).contains(&owner), "{mnt}: {:?}", holders_of(&mnt));
+    assert!(holders_of(&ipc).contains(&owner), "{ipc}: {:?}", holders_of(&ipc));
+    let id = e.ok(&["ps", "-q", "--no-trunc"]);
+    e.ok(&["kill", &id]);
+    let st = run.wait().expect("wait run");
+    assert_eq!(st.code(), Some(137));
+    e.eventually(10, "the container's namespaces are let go", || {
+        holders_of(&mnt).is_empty() && holders_of(&ipc).is_empty()
+    });
+    e.assert_clean();
+}
+
 #[test]
 fn ambiguous_prefix_lists_the_matches() {
     let e = Engine::new();
