@@ -63,14 +63,30 @@ impl Root {
     }
 
     fn mkdir_all_depth(&self, path: &Path, mode: u32, depth: u32) -> Result<OwnedFd> {
-        if let Ok(fd) = self.openat2(path, OFlags::PATH | OFlags::DIRECTORY) {
-            return Ok(fd);
-        }
+        let dir = OFlags::PATH | OFlags::DIRECTORY;
+        let missing = match self.openat2(path, dir) {
+            Ok(fd) => return Ok(fd),
+            Err(e) => e == Errno::NOENT,
+        };
         let err = |e: Errno| Error::Init(format!("create directory {} in the rootfs: {e}", path.display()));
         if depth > 40 {
             return Err(err(Errno::LOOP));
         }
-        let dir = OFlags::PATH | OFlags::DIRECTORY;
+        // A plain path that is missing: make its parent (which usually exists), then it. Each
+        // mount target of a start comes here, so the fewer lookups the better: two for a
+        // missing directory in an existing one, where the walk from the root below took five.
+        let plain = path
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::CurDir | Component::Normal(_)));
+        if let (true, true, Some(name)) = (missing, plain, path.file_name()) {
+            let parent = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("/"));
+            let pfd = self.mkdir_all_depth(parent, mode, depth)?;
+            self.mkdir_in(&pfd, parent, name, mode, depth)?;
+            return self.openat2(path, dir).map_err(err);
+        }
         let mut sofar = PathBuf::from("/");
         let mut cur = self.openat2(&sofar, dir).map_err(err)?;
         for c in path.components() {
@@ -88,28 +104,39 @@ impl Root {
             match self.openat2(&sofar, dir) {
                 Ok(fd) => cur = fd,
                 Err(Errno::NOENT) => {
-                    match rustix::fs::mkdirat(&cur, name, Mode::from_bits_truncate(mode)) {
-                        Ok(()) => {}
-                        // Something is there: a dangling symlink (or a racing creator).
-                        Err(Errno::EXIST) => {
-                            if let Ok(target) = rustix::fs::readlinkat(&cur, name, Vec::new()) {
-                                let target = PathBuf::from(OsStr::from_bytes(target.as_bytes()));
-                                let inside = if target.is_absolute() {
-                                    target
-                                } else {
-                                    parent.join(target)
-                                };
-                                self.mkdir_all_depth(&inside, mode, depth + 1)?;
-                            }
-                        }
-                        Err(e) => return Err(err(e)),
-                    }
+                    self.mkdir_in(&cur, &parent, name, mode, depth)?;
                     cur = self.openat2(&sofar, dir).map_err(err)?;
                 }
                 Err(e) => return Err(err(e)),
             }
         }
         Ok(cur)
+    }
+
+    /// Make the directory `name` in `dir` (the directory `dir_path` of the root). Something
+    /// already there is left as it is, unless it is a dangling symlink: its target is made
+    /// (inside the root), so that `name` then resolves to a directory.
+    fn mkdir_in(&self, dir: &OwnedFd, dir_path: &Path, name: &OsStr, mode: u32, depth: u32) -> Result<()> {
+        match rustix::fs::mkdirat(dir, name, Mode::from_bits_truncate(mode)) {
+            Ok(()) => Ok(()),
+            // Something is there: a dangling symlink (or a racing creator).
+            Err(Errno::EXIST) => {
+                if let Ok(target) = rustix::fs::readlinkat(dir, name, Vec::new()) {
+                    let target = PathBuf::from(OsStr::from_bytes(target.as_bytes()));
+                    let inside = if target.is_absolute() {
+                        target
+                    } else {
+                        dir_path.join(target)
+                    };
+                    self.mkdir_all_depth(&inside, mode, depth + 1)?;
+                }
+                Ok(())
+            }
+            Err(e) => Err(Error::Init(format!(
+                "create directory {} in the rootfs: {e}",
+                dir_path.join(name).display()
+            ))),
+        }
     }
 
     /// Create an empty file (and its parent directories) unless something is already there.
@@ -184,6 +211,27 @@ mod tests {
         let inside = t.path().join(outside.path().strip_prefix("/").unwrap());
         assert!(inside.join("sub").is_dir() && inside.join("file").is_file());
         assert!(t.path().join("y").is_dir());
+    }
+
+    #[test]
+    fn missing_directories_are_made_parents_first() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("file"), b"").unwrap();
+        // A relative link to a missing directory: its target is made, inside the root.
+        std::os::unix::fs::symlink("made/by/link", t.path().join("rel")).unwrap();
+        let r = Root::open(t.path()).unwrap();
+        r.mkdir_all(Path::new("/a/b/c"), 0o750).unwrap();
+        r.mkdir_all(Path::new("a/b/d"), 0o750).unwrap();
+        r.mkdir_all(Path::new("/rel/x"), 0o755).unwrap();
+        for d in ["a/b/c", "a/b/d", "made/by/link/x"] {
+            assert!(t.path().join(d).is_dir(), "{d}");
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(t.path().join("a/b")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & !0o022, 0o750 & !0o022);
+        // A file in the way is an error, not replaced.
+        assert!(r.mkdir_all(Path::new("/file/sub"), 0o755).is_err());
+        assert!(t.path().join("file").is_file());
     }
 
     #[test]

@@ -134,11 +134,13 @@ impl<'a> Rootfs<'a> {
         if fstype == "cgroup" || fstype == "cgroup2" {
             return self.mount_cgroup(dest, &opts);
         }
+        // Whether the target is a file (a file bind mount) rather than a directory.
+        let mut is_file = false;
         if opts.is_bind() {
             let src = source
                 .clone()
                 .ok_or_else(|| Error::Init(format!("bind mount at {} has no source", dest.display())))?;
-            let is_file = std::fs::metadata(&src)
+            is_file = std::fs::metadata(&src)
                 .map(|md| !md.is_dir())
                 .map_err(|e| Error::Init(format!("bind mount source {src}: {e}")))?;
             let t = self.target(dest, is_file)?;
@@ -210,7 +212,7 @@ impl<'a> Rootfs<'a> {
             }
         }
         if !opts.propagation.is_empty() {
-            let t = self.target(dest, false).or_else(|_| self.target(dest, true))?;
+            let t = self.target(dest, is_file)?;
             for p in &opts.propagation {
                 do_mount(
                     None,
@@ -338,16 +340,23 @@ impl<'a> Rootfs<'a> {
             .as_ref()
             .and_then(|l| l.devices().clone())
             .unwrap_or_default();
-        for d in default_devices().iter().chain(spec_devs.iter()) {
-            self.create_device(d)?;
-        }
-        for (link, target) in [
-            ("/dev/fd", "/proc/self/fd"),
-            ("/dev/stdin", "/proc/self/fd/0"),
-            ("/dev/stdout", "/proc/self/fd/1"),
-            ("/dev/stderr", "/proc/self/fd/2"),
+        // /dev itself is looked up once; and with no umask, mknod gives each node its exact
+        // mode (no chmod afterwards, which glibc does with three system calls through /proc).
+        let dev = self.root.mkdir_all(Path::new("/dev"), 0o755)?;
+        let old_umask = nix::sys::stat::umask(Mode::empty());
+        let made = default_devices()
+            .iter()
+            .chain(spec_devs.iter())
+            .try_for_each(|d| self.create_device(d, &dev));
+        nix::sys::stat::umask(old_umask);
+        made?;
+        for (name, target) in [
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
         ] {
-            let _ = self.root.symlink(target, Path::new(link));
+            let _ = rustix::fs::symlinkat(target, &dev, name);
         }
         if Path::new("/proc/kcore").exists() {
             let _ = self.root.symlink("/proc/kcore", Path::new("/dev/core"));
@@ -365,7 +374,9 @@ impl<'a> Rootfs<'a> {
         Ok(())
     }
 
-    fn create_device(&self, d: &LinuxDevice) -> Result<()> {
+    /// Make the device node `d`; `dev` is the container's /dev (most nodes are made there).
+    /// Called with a umask of 0.
+    fn create_device(&self, d: &LinuxDevice, dev: &OwnedFd) -> Result<()> {
         let path = d.path();
         if !path.is_absolute() || !path.starts_with("/dev") {
             return Err(Error::Init(format!(
@@ -377,8 +388,13 @@ impl<'a> Rootfs<'a> {
         let name = path
             .file_name()
             .ok_or_else(|| Error::Init(format!("device {}: no file name", path.display())))?;
-        let dir = self.root.mkdir_all(parent, 0o755)?;
-        let dirfd = dir.as_fd();
+        let sub;
+        let dirfd = if parent == Path::new("/dev") {
+            dev.as_fd()
+        } else {
+            sub = self.root.mkdir_all(parent, 0o755)?;
+            sub.as_fd()
+        };
         let _ = nix::unistd::unlinkat(dirfd, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
         if self.userns {
             // mknod is not allowed in a user namespace: bind the host's node onto an empty file.
@@ -411,12 +427,8 @@ impl<'a> Rootfs<'a> {
             }
         };
         let mode = Mode::from_bits_truncate(d.file_mode().unwrap_or(0o666));
-        let dev = nix::sys::stat::makedev(d.major() as u64, d.minor() as u64);
-        nix::sys::stat::mknodat(dirfd, name, kind, mode, dev).ctx(|| format!("mknod {}", path.display()))?;
-        // mknod applies the umask; set the exact mode and owner the spec asks for.
-        nix::sys::stat::fchmodat(dirfd, name, mode, nix::sys::stat::FchmodatFlags::NoFollowSymlink)
-            .or_else(|_| nix::sys::stat::fchmodat(dirfd, name, mode, nix::sys::stat::FchmodatFlags::FollowSymlink))
-            .ctx(|| format!("chmod {}", path.display()))?;
+        let devno = nix::sys::stat::makedev(d.major() as u64, d.minor() as u64);
+        nix::sys::stat::mknodat(dirfd, name, kind, mode, devno).ctx(|| format!("mknod {}", path.display()))?;
         nix::unistd::fchownat(
             dirfd,
             name,
