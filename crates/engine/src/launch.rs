@@ -28,6 +28,9 @@ pub struct Launched {
 pub struct Bundle {
     pub dir: PathBuf,
     pub spec: oci_spec::runtime::Spec,
+    /// config.json's text, written by `launch`: for the built-in runtime, while the init sets up
+    /// (nothing reads it before the container runs: `exec` and `inspect` do, later).
+    config_json: Vec<u8>,
     /// The pooled network namespace the spec joins: claimed until the container has exited.
     pub netns: Option<crate::netpool::Claimed>,
 }
@@ -114,12 +117,21 @@ pub fn prepare(e: &Engine, ct: &Container) -> Result<Bundle> {
         netns: netns_path.as_deref(),
     })?;
     // Kept for `exec` and for anyone inspecting the container; compact, as runc's tools write it.
-    let text = serde_json::to_vec(&spec).map_err(|err| Error::Invalid(format!("spec: {err}")))?;
+    let config_json = serde_json::to_vec(&spec).map_err(|err| Error::Invalid(format!("spec: {err}")))?;
+    let spec = serde_json::from_value(spec).map_err(|err| Error::Invalid(format!("spec: {err}")))?;
+    Ok(Bundle {
+        dir,
+        spec,
+        config_json,
+        netns,
+    })
+}
+
+/// Write the bundle's config.json (atomically: a reader sees the old file or the new one).
+fn write_config(dir: &Path, text: &[u8]) -> Result<()> {
     let tmp = dir.join(".config.json.tmp");
     std::fs::write(&tmp, text).ctx(|| format!("write {}", tmp.display()))?;
-    std::fs::rename(&tmp, dir.join("config.json")).ctx(|| format!("write {}", dir.display()))?;
-    let spec = serde_json::from_value(spec).map_err(|err| Error::Invalid(format!("spec: {err}")))?;
-    Ok(Bundle { dir, spec, netns })
+    std::fs::rename(&tmp, dir.join("config.json")).ctx(|| format!("write {}", dir.display()))
 }
 
 /// `--network container:OTHER`: OTHER's network namespace and its directory (hosts,
@@ -233,6 +245,7 @@ fn dup2(from: RawFd, to: RawFd) -> Result<()> {
 /// (runtime::container::forwarded_signals) must be blocked by the caller.
 pub fn launch(e: &Engine, ct: &Container, bundle: Bundle) -> Result<Launched> {
     if let Some(rt) = &ct.config.runtime {
+        write_config(&bundle.dir, &bundle.config_json)?;
         return crate::external::launch(e, ct, rt, &bundle.dir);
     }
     let store = e.runtime_store();
@@ -246,14 +259,20 @@ pub fn launch(e: &Engine, ct: &Container, bundle: Bundle) -> Result<Launched> {
         own_console: ct.config.tty,
         ..Default::default()
     };
-    // The network is wired while the init sets up its mounts (attach fails before anything is
-    // made when a host port is taken). A pooled namespace is wired through its own path: the
-    // runtime calls this before the init has joined it.
+    // config.json is written and the network wired while the init sets up its mounts (attach
+    // fails before anything is made when a host port is taken). A pooled namespace is wired
+    // through its own path: the runtime calls this before the init has joined it.
     let mut ports = Vec::new();
-    let mut net_err: Option<(Error, String)> = None;
+    let mut hook_err: Option<(Error, String)> = None;
     let pooled = bundle.netns;
     let pooled_path = pooled.as_ref().map(crate::netpool::Claimed::ns);
+    let (dir, config_json) = (opts.bundle.clone(), bundle.config_json);
     let created = runtime::container::create_with(&store, &opts, false, Some(bundle.spec), &mut |pid| {
+        if let Err(err) = write_config(&dir, &config_json) {
+            let msg = err.to_string();
+            hook_err = Some((err, msg.clone()));
+            return Err(runtime::Error::Container(msg));
+        }
         let netns = match &pooled_path {
             Some(p) => p.clone(),
             None => PathBuf::from(format!("/proc/{pid}/ns/net")),
@@ -265,7 +284,7 @@ pub fn launch(e: &Engine, ct: &Container, bundle: Bundle) -> Result<Launched> {
             }
             Err(err) => {
                 let msg = err.to_string();
-                net_err = Some((err, msg.clone()));
+                hook_err = Some((err, msg.clone()));
                 Err(runtime::Error::Container(msg))
             }
         }
@@ -273,10 +292,10 @@ pub fn launch(e: &Engine, ct: &Container, bundle: Bundle) -> Result<Launched> {
     let c = match created {
         Ok(c) => c,
         Err(err) => {
-            // The network's own error, unless the runtime reported the init's instead.
-            if let Some((net, msg)) = net_err {
+            // The hook's own error, unless the runtime reported the init's instead.
+            if let Some((own, msg)) = hook_err {
                 if matches!(&err, runtime::Error::Container(m) if *m == msg) {
-                    return Err(net);
+                    return Err(own);
                 }
             }
             // The init failed after its network was wired: free its address and ports.
