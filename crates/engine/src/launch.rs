@@ -23,7 +23,7 @@ pub struct Launched {
     pub namespaces: Vec<OwnedFd>,
 }
 
-/// A prepared bundle: its directory, and the spec its config.json was written from (handed to
+/// A prepared bundle: its directory, and the spec its config.json is written from (handed to
 /// the built-in runtime as it is, rather than read back and parsed).
 pub struct Bundle {
     pub dir: PathBuf,
@@ -35,7 +35,8 @@ pub struct Bundle {
     pub netns: Option<crate::netpool::Claimed>,
 }
 
-/// Mount the root filesystem and write the bundle (config.json, hosts, hostname, resolv.conf).
+/// Mount the root filesystem and write the bundle's hosts, hostname and resolv.conf (its
+/// config.json is written by [`launch`]).
 pub fn prepare(e: &Engine, ct: &Container) -> Result<Bundle> {
     let c = &ct.config;
     let dir = e.paths.container(&ct.id);

@@ -251,7 +251,7 @@ extern "C" fn background(arg: *mut c_void) -> c_int {
 /// Close every descriptor of this clone's own table but `keep` (sorted), with raw system calls.
 ///
 /// # Safety
-/// Only in the clone: it closes descriptors that Rust objects of the caller's own.
+/// Only in the clone: it closes descriptors that the caller's Rust objects own.
 unsafe fn close_all_but(keep: &[c_int]) {
     let mut from = 0u32;
     for &fd in keep {
