@@ -54,8 +54,10 @@ events_logger="file"
 tmp_dir="$work/tmp"
 CONF
 }
+# Its run root is $podman_runroot when the caller sets one (run.sh: on tmpfs, as podman's default
+# /run/containers/storage is).
 podman_() {
-  CONTAINERS_CONF=$work/containers.conf podman --root "$work/podman" --runroot "$work/podman-run" "$@"
+  CONTAINERS_CONF=$work/containers.conf podman --root "$work/podman" --runroot "${podman_runroot:-$work/podman-run}" "$@"
 }
 
 # The same busybox image in both stores: a rootfs made offline, imported into lbox as

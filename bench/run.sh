@@ -10,14 +10,19 @@ N=${N:-20}
 . bench/lib.sh
 LBOX=$(realpath "$LBOX")
 work=$(mktemp -d /tmp/lbox-runbench.XXXXXX)
-export LBOX_ROOT=$work/lbox LBOX_RUN=$work/lbox-run LBOX_CGROUP_PARENT=lbox-bench-$$
+# Each tool's run directory (what does not survive a reboot) on tmpfs, where both keep it by
+# default (/run/lbox, /run/containers/storage); their stores on disk. With the run directories
+# on this machine's ext4 as well, both paid for metadata writes that no installation makes.
+run=$(mktemp -d /run/lbox-runbench.XXXXXX)
+podman_runroot=$run/podman-run
+export LBOX_ROOT=$work/lbox LBOX_RUN=$run/lbox-run LBOX_CGROUP_PARENT=lbox-bench-$$
 cleanup() {
   "$LBOX" system reset -f >/dev/null 2>&1 || true
   podman_ rm -af >/dev/null 2>&1 || true
   umount -R "$work/podman/overlay" 2>/dev/null || true
-  umount "$work/podman-run"/* 2>/dev/null || true
+  umount "$podman_runroot"/* 2>/dev/null || true
   find /sys/fs/cgroup -maxdepth 8 -depth -type d -name "$LBOX_CGROUP_PARENT" -exec rmdir {} + 2>/dev/null || true
-  rm -rf "$work"
+  rm -rf "$work" "$run"
 }
 trap cleanup EXIT
 
