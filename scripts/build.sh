@@ -6,4 +6,7 @@ cd "$(dirname "$0")/.."
 profile=${1:-release}
 . scripts/static-env.sh
 cargo build -q --profile "$profile" -p lbox --target "$LBOX_TARGET" >&2
-echo "target/$LBOX_TARGET/$profile/lbox"
+# cargo's output directory is named after the profile, except dev's.
+dir=$profile
+[ "$profile" = dev ] && dir=debug
+echo "target/$LBOX_TARGET/$dir/lbox"

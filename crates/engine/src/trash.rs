@@ -233,8 +233,9 @@ extern "C" fn background(arg: *mut c_void) -> c_int {
         }
     }
     for &fd in &task.namespaces {
-        // Safety: a raw close of a descriptor of this clone's own table.
-        unsafe { libc::close(fd) };
+        // Safety: a descriptor of this clone's own table, which nothing else here uses; rustix's
+        // raw close leaves errno (the caller's, through the shared TLS) alone.
+        unsafe { rustix::io::close(fd) };
     }
     if let Some(t) = &task.trash {
         empty_raw(t);

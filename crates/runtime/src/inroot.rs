@@ -174,15 +174,6 @@ impl Root {
         }
     }
 
-    /// Remove a non-directory entry if present.
-    pub fn unlink(&self, path: &Path) {
-        if let (Some(parent), Some(name)) = (path.parent(), path.file_name()) {
-            if let Ok(dir) = self.resolve(parent) {
-                let _ = rustix::fs::unlinkat(&dir, name, rustix::fs::AtFlags::empty());
-            }
-        }
-    }
-
     pub fn fd(&self) -> impl AsFd + '_ {
         &self.fd
     }

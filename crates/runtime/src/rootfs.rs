@@ -359,7 +359,7 @@ impl<'a> Rootfs<'a> {
             let _ = rustix::fs::symlinkat(target, &dev, name);
         }
         if Path::new("/proc/kcore").exists() {
-            let _ = self.root.symlink("/proc/kcore", Path::new("/dev/core"));
+            let _ = rustix::fs::symlinkat("/proc/kcore", &dev, "core");
         }
         let has_devpts = self
             .spec
@@ -368,8 +368,11 @@ impl<'a> Rootfs<'a> {
             .flatten()
             .any(|m| m.destination() == Path::new("/dev/pts"));
         if has_devpts {
-            self.root.unlink(Path::new("/dev/ptmx"));
-            self.root.symlink("pts/ptmx", Path::new("/dev/ptmx"))?;
+            let _ = rustix::fs::unlinkat(&dev, "ptmx", rustix::fs::AtFlags::empty());
+            match rustix::fs::symlinkat("pts/ptmx", &dev, "ptmx") {
+                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                Err(e) => return Err(Error::Init(format!("symlink /dev/ptmx -> pts/ptmx: {e}"))),
+            }
         }
         Ok(())
     }
